@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: install run test test-fast lint format bench clean
+
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The example site with the dashboard and a job worker, on the embedded database (or $DATABASE_URL).
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py setupdemo
+	@echo ""
+	@echo "  Dashboard: http://127.0.0.1:$(PORT)/msp/jobs/   Admin: http://127.0.0.1:$(PORT)/admin/"
+	@echo "  Login: admin / admin (all tenants)   acme-admin / acme (tenant Acme)   globex-admin / globex"
+	@echo ""
+	@trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python manage.py runjobworker & WORKER=$$!; \
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+## The whole suite against a real PostgreSQL (embedded unless $DATABASE_URL) and a real Temporal dev server.
+test: $(STAMP)
+	$(BIN)/ruff check --quiet .
+	JOBSCHEDULER_DATA_DIR=$${JOBSCHEDULER_DATA_DIR:-.testdata} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf .testdata .pytest_cache

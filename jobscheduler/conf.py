@@ -1,0 +1,87 @@
+"""Settings of django-jobscheduler, read from Django settings with documented defaults.
+
+The seed's environment variables (`JOB_RUNNER_TYPE`, `TEMPORAL_ADDRESS`, ...) are read from Django settings
+first and the process environment second, so a site can set them either way. Everything else lives in one
+`JOBSCHEDULER = {...}` dict; unknown keys are an error so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds a claimed job stays leased without a heartbeat before maintenance puts it back in the queue.
+    "LEASE_SECONDS": 30.0,
+    # Seconds between a worker's heartbeats (its registration and the leases of its running jobs).
+    "HEARTBEAT_SECONDS": 5.0,
+    # Seconds an idle worker waits before polling again when no NOTIFY arrived (the backstop).
+    "POLL_INTERVAL_SECONDS": 2.0,
+    # Seconds between maintenance passes (rescue of expired leases, cron, retention).
+    "MAINTENANCE_INTERVAL_SECONDS": 5.0,
+    # LISTEN/NOTIFY wake-ups; turn off behind PgBouncer in transaction mode.
+    "USE_LISTEN_NOTIFY": True,
+    # Timeout of an attempt for handlers registered without `timeout_ms`.
+    "DEFAULT_TIMEOUT_MS": 300_000,
+    # Retry policy for handlers registered without `retry` (None: RetryPolicy() defaults).
+    "DEFAULT_RETRY": None,
+    # Largest accepted payload (the JSON text of `data`), in bytes.
+    "MAX_PAYLOAD_BYTES": 1024 * 1024,
+    # Days of finished `jobs` history kept; None keeps it forever.
+    "RETENTION_DAYS": 30,
+    # The user a job is recorded for when the caller names none (`jobs.user_id` is NOT NULL).
+    "SYSTEM_USER_ID": "00000000-0000-0000-0000-000000000000",
+    # Dotted path to `fn(request) -> tenant UUID | None` used by the dashboard and the admin.
+    "TENANT_RESOLVER": "jobscheduler.tenancy.user_tenant",
+    # Payload/metadata keys whose values the dashboard redacts (matched case-insensitively as substrings).
+    "REDACT_KEYS": ("password", "token", "secret", "key", "authorization"),
+    # Seconds a worker waits for running jobs on SIGTERM before releasing them back to the queue.
+    "SHUTDOWN_TIMEOUT_SECONDS": 30.0,
+    # Jobs claimed per fetch at most (also bounded by free worker slots).
+    "FETCH_BATCH_SIZE": 100,
+    # Seconds after which a worker that stopped heartbeating is dropped from the workers list.
+    "WORKER_EXPIRY_SECONDS": 60.0,
+    # Bounded connect/start time for the Temporal client, in seconds.
+    "TEMPORAL_CONNECT_TIMEOUT_SECONDS": 5.0,
+}
+
+ENV_SETTINGS: dict[str, Any] = {
+    "JOB_RUNNER_TYPE": "pgboss",
+    "JOB_RUNNER_FALLBACK_TO_PGBOSS": True,
+    "TEMPORAL_ADDRESS": "localhost:7233",
+    "TEMPORAL_NAMESPACE": "default",
+    "TEMPORAL_JOB_TASK_QUEUE": "alga-jobs",
+}
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_setting(name: str) -> Any:
+    """One of the seed's environment-level settings: Django settings, then the environment, then default."""
+    default = ENV_SETTINGS[name]
+    value = getattr(django_settings, name, None)
+    if value is None:
+        value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(default, bool):
+        return _as_bool(value)
+    return value
+
+
+def setting(name: str) -> Any:
+    """A key of the `JOBSCHEDULER` dict, or its default."""
+    overrides = getattr(django_settings, "JOBSCHEDULER", {}) or {}
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(f"Unknown JOBSCHEDULER setting(s): {', '.join(sorted(unknown))}")
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    return overrides.get(name, DEFAULTS[name])

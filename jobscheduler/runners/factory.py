@@ -1,0 +1,73 @@
+"""Which runner this process uses: `JOB_RUNNER_TYPE`, with the Temporal -> pgboss fallback.
+
+The factory holds one runner per process (thread-safe). With `JOB_RUNNER_TYPE=temporal` and
+`JOB_RUNNER_FALLBACK_TO_PGBOSS=true`, an unreachable Temporal at start-up yields the pgboss runner, logged as a
+warning naming the address and flagged (`fallback_active`, `fallback_reason`) for the dashboard and health checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.utils.module_loading import import_string
+
+from ..conf import env_setting
+from ..exceptions import RunnerUnavailable
+from .base import JobRunner
+
+logger = logging.getLogger("jobscheduler.runners")
+
+RUNNER_CLASSES = {
+    "pgboss": "jobscheduler.runners.pgboss.PgBossJobRunner",
+    "temporal": "jobscheduler.runners.temporal.TemporalJobRunner",
+}
+
+
+class JobRunnerFactory:
+    _instance: JobRunner | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get_instance(cls) -> JobRunner:
+        runner = cls._instance
+        if runner is None:
+            with cls._lock:
+                if cls._instance is None:
+                    cls._instance = cls.create()
+                runner = cls._instance
+        return runner
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget the process's runner (tests, settings changes); closes what it holds."""
+        with cls._lock:
+            runner, cls._instance = cls._instance, None
+        close = getattr(runner, "close", None)
+        if close:
+            close()
+
+    @classmethod
+    def create(cls, runner_type: str | None = None) -> JobRunner:
+        kind = (runner_type or env_setting("JOB_RUNNER_TYPE")).strip().lower()
+        if kind not in RUNNER_CLASSES:
+            raise RunnerUnavailable(
+                f"Unknown JOB_RUNNER_TYPE {kind!r}: expected one of {', '.join(sorted(RUNNER_CLASSES))}"
+            )
+        if kind == "pgboss":
+            return import_string(RUNNER_CLASSES["pgboss"])()
+        try:
+            return import_string(RUNNER_CLASSES["temporal"]).connect()
+        except RunnerUnavailable as exc:
+            if not env_setting("JOB_RUNNER_FALLBACK_TO_PGBOSS"):
+                raise
+            logger.warning(
+                "Temporal is unreachable at %s (%s); JOB_RUNNER_FALLBACK_TO_PGBOSS is on, so jobs run on pgboss",
+                env_setting("TEMPORAL_ADDRESS"),
+                exc,
+                extra={"action": "runner_fallback", "address": env_setting("TEMPORAL_ADDRESS")},
+            )
+            runner = import_string(RUNNER_CLASSES["pgboss"])()
+            runner.fallback_active = True
+            runner.fallback_reason = f"Temporal unreachable at {env_setting('TEMPORAL_ADDRESS')}: {exc}"
+            return runner

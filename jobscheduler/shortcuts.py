@@ -1,0 +1,57 @@
+"""Module-level shortcuts: `jobscheduler.schedule_job(...)` is the process runner's `schedule_job(...)`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from .runners.base import JobStatusInfo, ScheduleJobResult
+from .runners.factory import JobRunnerFactory
+
+
+def schedule_job(job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
+    return JobRunnerFactory.get_instance().schedule_job(job_name, data, **options)
+
+
+def schedule_job_at(
+    job_name: str, data: dict[str, Any], run_at: datetime, **options: Any
+) -> ScheduleJobResult:
+    return JobRunnerFactory.get_instance().schedule_job_at(job_name, data, run_at, **options)
+
+
+def schedule_recurring_job(
+    job_name: str, data: dict[str, Any], cron: str | timedelta, **options: Any
+) -> ScheduleJobResult:
+    return JobRunnerFactory.get_instance().schedule_recurring_job(job_name, data, cron, **options)
+
+
+def get_job_status(job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+    return JobRunnerFactory.get_instance().get_job_status(job_id, tenant_id)
+
+
+def cancel_job(job_id: Any, tenant_id: Any) -> bool:
+    return JobRunnerFactory.get_instance().cancel_job(job_id, tenant_id)
+
+
+async def aschedule_job(job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
+    return await JobRunnerFactory.get_instance().aschedule_job(job_name, data, **options)
+
+
+async def aschedule_job_at(
+    job_name: str, data: dict[str, Any], run_at: datetime, **options: Any
+) -> ScheduleJobResult:
+    return await JobRunnerFactory.get_instance().aschedule_job_at(job_name, data, run_at, **options)
+
+
+async def aschedule_recurring_job(
+    job_name: str, data: dict[str, Any], cron: str | timedelta, **options: Any
+) -> ScheduleJobResult:
+    return await JobRunnerFactory.get_instance().aschedule_recurring_job(job_name, data, cron, **options)
+
+
+async def aget_job_status(job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+    return await JobRunnerFactory.get_instance().aget_job_status(job_id, tenant_id)
+
+
+async def acancel_job(job_id: Any, tenant_id: Any) -> bool:
+    return await JobRunnerFactory.get_instance().acancel_job(job_id, tenant_id)

@@ -1,0 +1,347 @@
+"""The one writer of the monitoring record: `jobs` rows, their status transitions and `job_details` steps.
+
+Both backends record a job's life through this module, so a job looks the same whatever ran it:
+
+    pending -> queued -> processing -> completed | failed | cancelled
+                  ^           |
+                  +-- retry --+   (a failed attempt that will be retried goes back to queued)
+
+Each transition is SQL that reads its input from a row source named `src`. The Temporal backend feeds it
+parameters (`record_*` functions, one statement each); the pgboss engine puts its own fenced queue statement in
+front as the `src` CTE (`*_sql` builders), so a queue change and its record are one statement and a stale
+attempt, filtered out by the fence, records nothing.
+
+Keys this module keeps in `jobs.metadata` (the seed's columns are kept exactly, so timing lives here):
+`data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
+(final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
+`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelRequested`. Callers' own metadata sits beside
+them; those names are reserved.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection as django_connection
+
+RESERVED_METADATA_KEYS = frozenset(
+    {
+        "data",
+        "attempts",
+        "maxAttempts",
+        "startedAt",
+        "lastStartedAt",
+        "completedAt",
+        "progress",
+        "progressMessage",
+        "error",
+        "errorType",
+        "nextAttemptAt",
+        "scheduleId",
+        "singletonKey",
+        "priority",
+        "workerId",
+        "cancelReason",
+        "cancelRequested",
+        "timeoutMs",
+    }
+)
+
+# -- creation -------------------------------------------------------------------------------------------------
+
+#: Inserts one `jobs` row per `src` row (tenant, job_id, type, metadata jsonb, user_id). Parameters:
+#: %(status)s, %(runner_type)s. `external_id` is the job id for pgboss (the queue row's id).
+INSERT_JOBS_SQL = """
+INSERT INTO jobs (tenant, job_id, type, metadata, status, created_at, updated_at, user_id, runner_type,
+                  external_id)
+SELECT src.tenant, src.job_id, src.type, src.metadata, %(status)s::job_status, now(), now(), src.user_id,
+       %(runner_type)s, CASE WHEN %(runner_type)s = 'pgboss' THEN src.job_id::text END
+FROM src
+"""
+
+
+def build_metadata(
+    data_json: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    max_attempts: int | None = None,
+    priority: int = 0,
+    singleton_key: str | None = None,
+    schedule_id: uuid.UUID | None = None,
+) -> str:
+    """The initial `jobs.metadata` JSON text; `data_json` is already validated JSON text, spliced not re-encoded."""
+    meta: dict[str, Any] = dict(extra or {})
+    meta["attempts"] = 0
+    if max_attempts is not None:
+        meta["maxAttempts"] = max_attempts
+    if priority:
+        meta["priority"] = priority
+    if singleton_key is not None:
+        meta["singletonKey"] = singleton_key
+    if schedule_id is not None:
+        meta["scheduleId"] = str(schedule_id)
+    rest = json.dumps(meta, separators=(",", ":"))
+    return '{"data":' + data_json + "," + rest[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    tenant: uuid.UUID
+    job_id: uuid.UUID
+    type: str
+    metadata_json: str
+    user_id: uuid.UUID
+
+
+def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: str, cursor=None) -> None:
+    """Insert `jobs` rows (Temporal: `pending` before the workflow starts)."""
+    sql = (
+        "WITH src AS (SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(types)s::text[], "
+        "%(metas)s::jsonb[], %(users)s::uuid[]) AS s(tenant, job_id, type, metadata, user_id))"
+        + INSERT_JOBS_SQL
+    )
+    params = {
+        "tenants": [j.tenant for j in jobs],
+        "ids": [j.job_id for j in jobs],
+        "types": [j.type for j in jobs],
+        "metas": [j.metadata_json for j in jobs],
+        "users": [j.user_id for j in jobs],
+        "status": status,
+        "runner_type": runner_type,
+    }
+    _execute(sql, params, cursor)
+
+
+def record_queued(
+    tenant: uuid.UUID, job_id: uuid.UUID, *, external_id: str | None, external_run_id: str | None, cursor=None
+) -> None:
+    """The backend accepted the job (Temporal: the workflow started)."""
+    _execute(
+        """UPDATE jobs SET status = 'queued', updated_at = now(), external_id = %(external_id)s,
+                  external_run_id = %(external_run_id)s
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending'""",
+        {"tenant": tenant, "job_id": job_id, "external_id": external_id, "external_run_id": external_run_id},
+        cursor,
+    )
+
+
+# -- an attempt starts ------------------------------------------------------------------------------------------
+
+#: `src` rows: (tenant, job_id, attempt). Parameter: %(worker_id)s.
+STARTED_SQL = """,
+started AS (
+    UPDATE jobs j
+    SET status = 'processing', updated_at = now(),
+        metadata = coalesce(j.metadata, '{}'::jsonb)
+            || jsonb_build_object('attempts', src.attempt, 'lastStartedAt', now(), 'workerId', %(worker_id)s)
+            || CASE WHEN j.metadata ? 'startedAt' THEN '{}'::jsonb ELSE jsonb_build_object('startedAt', now()) END
+    FROM src
+    WHERE j.tenant = src.tenant AND j.job_id = src.job_id
+    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data
+),
+started_step AS (
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    SELECT tenant, gen_random_uuid(), job_id, 'execution_started', 'processing',
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s), now(), attempt - 1
+    FROM started
+)
+"""
+
+
+def record_started(
+    tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, *, worker_id: str, cursor=None
+) -> None:
+    sql = (
+        "WITH src AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id, %(attempt)s::int AS attempt)"
+        + STARTED_SQL
+        + "SELECT count(*) FROM started"
+    )
+    _execute(sql, {"tenant": tenant, "job_id": job_id, "attempt": attempt, "worker_id": worker_id}, cursor)
+
+
+# -- an attempt ends --------------------------------------------------------------------------------------------
+
+COMPLETED = "completed"
+FAILED = "failed"
+RETRY = "retry"
+CANCELLED = "cancelled"
+RELEASED = "released"  # shutdown gave the job back without using up the attempt
+
+#: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
+#: next_at timestamptz). Outcome is one of the constants above.
+FINISHED_SQL = """,
+finished AS (
+    UPDATE jobs j
+    SET status = (CASE src.outcome WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed'
+                                   WHEN 'cancelled' THEN 'cancelled' ELSE 'queued' END)::job_status,
+        updated_at = now(),
+        metadata = coalesce(j.metadata, '{}'::jsonb)
+            || CASE src.outcome
+                 WHEN 'completed' THEN jsonb_build_object('completedAt', now(), 'progress', 100)
+                 WHEN 'failed' THEN jsonb_build_object('completedAt', now(), 'error', src.error,
+                                                       'errorType', src.error_type)
+                 WHEN 'cancelled' THEN jsonb_build_object('completedAt', now())
+                     || CASE WHEN src.error IS NULL THEN '{}'::jsonb
+                             ELSE jsonb_build_object('cancelReason', src.error) END
+                 WHEN 'retry' THEN jsonb_build_object('error', src.error, 'errorType', src.error_type,
+                                                      'nextAttemptAt', src.next_at)
+                 ELSE jsonb_build_object('attempts', greatest(src.attempt - 1, 0))
+               END
+    FROM src
+    WHERE j.tenant = src.tenant AND j.job_id = src.job_id
+    RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
+              src.next_at
+),
+finished_steps AS (
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    SELECT f.tenant, gen_random_uuid(), f.job_id, step.name, step.status::job_status, step.result,
+           clock_timestamp(), f.attempt - 1
+    FROM finished f
+    CROSS JOIN LATERAL (VALUES
+        (1, 'execution_completed', 'completed', jsonb_build_object('attempt', f.attempt, 'result', f.result)),
+        (2, 'execution_failed', 'failed', jsonb_build_object('attempt', f.attempt, 'error', f.error,
+                                                             'errorType', f.error_type, 'traceback', f.tb)),
+        (3, 'execution_retry_scheduled', 'queued', jsonb_build_object('attempt', f.attempt,
+                                                                      'nextAttemptAt', f.next_at)),
+        (4, 'execution_cancelled', 'cancelled', jsonb_build_object('attempt', f.attempt, 'reason', f.error)),
+        (5, 'execution_released', 'queued', jsonb_build_object('attempt', f.attempt, 'reason', f.error))
+    ) AS step(ord, name, status, result)
+    WHERE (f.outcome = 'completed' AND step.ord = 1)
+       OR (f.outcome IN ('failed', 'retry') AND step.ord = 2)
+       OR (f.outcome = 'retry' AND step.ord = 3)
+       OR (f.outcome = 'cancelled' AND step.ord = 4)
+       OR (f.outcome = 'released' AND step.ord = 5)
+    ORDER BY f.job_id, step.ord
+)
+"""
+
+#: A row source for FINISHED_SQL from parallel arrays (see `finish_params`).
+FINISHED_SRC_FROM_ARRAYS = """
+SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
+                     %(results)s::jsonb[], %(errors)s::text[], %(error_types)s::text[], %(tbs)s::text[],
+                     %(next_ats)s::timestamptz[])
+    AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, next_at)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the record needs it."""
+
+    tenant: uuid.UUID
+    job_id: uuid.UUID
+    attempt: int
+    outcome: str
+    result_json: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    next_at: datetime | None = None
+
+
+def finish_params(outcomes: Iterable[Outcome]) -> dict[str, list]:
+    rows = list(outcomes)
+    return {
+        "tenants": [o.tenant for o in rows],
+        "ids": [o.job_id for o in rows],
+        "attempts": [o.attempt for o in rows],
+        "outcomes": [o.outcome for o in rows],
+        "results": [o.result_json for o in rows],
+        "errors": [o.error for o in rows],
+        "error_types": [o.error_type for o in rows],
+        "tbs": [o.traceback for o in rows],
+        "next_ats": [o.next_at for o in rows],
+    }
+
+
+def record_finished(outcomes: Sequence[Outcome], *, cursor=None) -> int:
+    """Record how attempts ended (Temporal activities). Returns the number of jobs rows updated."""
+    if not outcomes:
+        return 0
+    sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + FINISHED_SQL + "SELECT count(*) FROM finished"
+    return _execute(sql, finish_params(outcomes), cursor)
+
+
+def record_cancelled_unstarted(
+    tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str | None, cursor=None
+) -> int:
+    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled."""
+    return _execute(
+        """WITH c AS (
+               UPDATE jobs SET status = 'cancelled', updated_at = now(),
+                   metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
+                       || CASE WHEN %(reason)s::text IS NULL THEN '{}'::jsonb
+                               ELSE jsonb_build_object('cancelReason', %(reason)s::text) END
+               WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+                 AND status NOT IN ('completed', 'failed', 'cancelled')
+               RETURNING tenant, job_id, coalesce((metadata ->> 'attempts')::int, 0) AS attempts
+           ), s AS (
+               INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
+                                        retry_count)
+               SELECT tenant, gen_random_uuid(), job_id, 'execution_cancelled', 'cancelled',
+                      jsonb_build_object('reason', %(reason)s::text), now(), greatest(attempts - 1, 0) FROM c
+           )
+           SELECT count(*) FROM c""",
+        {"tenant": tenant, "job_id": job_id, "reason": reason},
+        cursor,
+    )
+
+
+# -- while an attempt runs --------------------------------------------------------------------------------------
+
+
+def record_progress(
+    tenant: uuid.UUID, job_id: uuid.UUID, progress: float, message: str | None, *, cursor=None
+) -> None:
+    _execute(
+        """UPDATE jobs SET updated_at = now(),
+               metadata = coalesce(metadata, '{}'::jsonb)
+                   || jsonb_build_object('progress', %(progress)s::float8, 'progressMessage', %(message)s::text)
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s""",
+        {"tenant": tenant, "job_id": job_id, "progress": progress, "message": message},
+        cursor,
+    )
+
+
+def record_step(
+    tenant: uuid.UUID,
+    job_id: uuid.UUID,
+    name: str,
+    status: str,
+    result_json: str | None,
+    *,
+    attempt: int,
+    cursor=None,
+) -> None:
+    """A handler's own step (`current_job().step(...)`)."""
+    _execute(
+        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+           VALUES (%(tenant)s, gen_random_uuid(), %(job_id)s, %(name)s, %(status)s::job_status,
+                   %(result)s::jsonb, clock_timestamp(), %(retry)s)""",
+        {
+            "tenant": tenant,
+            "job_id": job_id,
+            "name": name,
+            "status": status,
+            "result": result_json,
+            "retry": max(attempt - 1, 0),
+        },
+        cursor,
+    )
+
+
+def _execute(sql: str, params: dict[str, Any], cursor) -> int:
+    """Run on the given cursor (a worker's own connection) or on Django's connection (joins its transaction)."""
+    if cursor is not None:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if cursor.description else None
+        return int(row[0]) if row else cursor.rowcount
+    with django_connection.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone() if cur.description else None
+        return int(row[0]) if row else cur.rowcount

@@ -1,0 +1,133 @@
+"""Checks every schedule call makes before anything is written, each failing with a named error."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zoneinfo
+from datetime import datetime, timedelta
+from typing import Any
+
+from croniter import croniter
+
+from .conf import setting
+from .exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
+from .tracking import RESERVED_METADATA_KEYS
+
+
+def encode_data(data: Any) -> str:
+    """The payload as compact JSON text, or InvalidJobData / PayloadTooLarge."""
+    if not isinstance(data, dict):
+        raise InvalidJobData(f"Job data must be a JSON object (a dict), got {type(data).__name__}")
+    try:
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobData(f"Job data is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidJobData("Job data is nested too deeply to encode as JSON") from None
+    if "\\u0000" in text:
+        raise InvalidJobData("Job data contains a NUL character, which PostgreSQL JSONB cannot store")
+    limit = setting("MAX_PAYLOAD_BYTES")
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise PayloadTooLarge(size, limit)
+    return text
+
+
+def encode_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidJobData(f"metadata must be a dict, got {type(metadata).__name__}")
+    clash = RESERVED_METADATA_KEYS.intersection(metadata)
+    if clash:
+        raise InvalidJobData(f"metadata keys are reserved by the job record: {', '.join(sorted(clash))}")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobData(f"metadata is not JSON-serialisable: {exc}") from None
+    return metadata
+
+
+def _as_uuid(value: Any, what: str, error: type[Exception]) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise error(f"{what} must be a UUID, got {value!r}") from None
+
+
+def resolve_tenant(tenant_id: Any, data: Any) -> uuid.UUID:
+    if tenant_id is None and isinstance(data, dict):
+        tenant_id = data.get("tenantId")
+    if tenant_id in (None, ""):
+        raise TenantRequired()
+    return _as_uuid(tenant_id, "tenant_id", TenantRequired)
+
+
+def resolve_user(user_id: Any) -> uuid.UUID:
+    if user_id in (None, ""):
+        user_id = setting("SYSTEM_USER_ID")
+    return _as_uuid(user_id, "user_id", InvalidJobData)
+
+
+def check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) < priority < 2**31:
+        raise InvalidJobData(f"priority must be a 32-bit integer, got {priority!r}")
+    return priority
+
+
+def check_singleton_key(key: Any) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > 255:
+        raise InvalidJobData(
+            f"singleton_key must be a non-empty string of at most 255 characters, got {key!r}"
+        )
+    return key
+
+
+def check_run_at(run_at: Any) -> datetime:
+    if not isinstance(run_at, datetime):
+        raise InvalidSchedule(f"run_at must be a datetime, got {type(run_at).__name__}")
+    if run_at.tzinfo is None or run_at.tzinfo.utcoffset(run_at) is None:
+        raise InvalidSchedule("run_at must be timezone-aware (a naive datetime is ambiguous)")
+    return run_at
+
+
+def check_timezone(name: Any) -> zoneinfo.ZoneInfo:
+    if not isinstance(name, str) or not name:
+        raise InvalidSchedule(f"Invalid timezone: {name!r}")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidSchedule(f"Invalid timezone: {name!r}") from None
+
+
+def check_cron(spec: Any) -> str | timedelta:
+    """A 5-field cron, a 6-field cron with seconds first, or a positive timedelta interval."""
+    if isinstance(spec, timedelta):
+        if spec.total_seconds() <= 0:
+            raise InvalidSchedule(f"Invalid interval: {spec!r} (must be positive)")
+        return spec
+    if not isinstance(spec, str):
+        raise InvalidSchedule(f"Invalid cron expression: {spec!r}")
+    fields = spec.split()
+    if len(fields) not in (5, 6):
+        raise InvalidSchedule(
+            f"Invalid cron expression: {spec!r} (expected 5 fields, or 6 with seconds first)"
+        )
+    try:
+        croniter(cron_for_croniter(spec))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidSchedule(f"Invalid cron expression: {spec!r} ({exc})") from None
+    return " ".join(fields)
+
+
+def cron_for_croniter(spec: str) -> str:
+    """croniter puts seconds last; our 6-field form (like pg-boss, Temporal) puts them first."""
+    fields = spec.split()
+    if len(fields) == 6:
+        fields = fields[1:] + fields[:1]
+    return " ".join(fields)

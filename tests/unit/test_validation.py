@@ -1,0 +1,75 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobscheduler.exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
+from jobscheduler.validation import check_cron, check_run_at, check_timezone, encode_data, resolve_tenant
+
+
+def test_encode_data_rejects_non_objects():
+    with pytest.raises(InvalidJobData) as err:
+        encode_data([1, 2])
+    assert str(err.value) == "Job data must be a JSON object (a dict), got list"
+
+
+def test_encode_data_rejects_unserialisable():
+    with pytest.raises(InvalidJobData) as err:
+        encode_data({"when": datetime(2024, 1, 1)})
+    assert str(err.value).startswith("Job data is not JSON-serialisable: Object of type datetime")
+
+
+def test_encode_data_rejects_nan():
+    with pytest.raises(InvalidJobData):
+        encode_data({"x": float("nan")})
+
+
+def test_payload_limit(settings):
+    settings.JOBSCHEDULER = {"MAX_PAYLOAD_BYTES": 20}
+    assert encode_data({"a": "x" * 12}) == '{"a":"xxxxxxxxxxxx"}'  # exactly 20 bytes
+    with pytest.raises(PayloadTooLarge) as err:
+        encode_data({"a": "x" * 13})
+    assert str(err.value) == "Job payload is 21 bytes, over the limit of 20 bytes (MAX_PAYLOAD_BYTES)"
+
+
+def test_tenant_required():
+    with pytest.raises(TenantRequired) as err:
+        resolve_tenant(None, {"x": 1})
+    assert str(err.value) == 'A tenant is required: pass tenant_id=... or put "tenantId" in the job data.'
+    with pytest.raises(TenantRequired) as err:
+        resolve_tenant("not-a-uuid", {})
+    assert str(err.value) == "tenant_id must be a UUID, got 'not-a-uuid'"
+
+
+def test_tenant_from_data():
+    t = "4f1c3c52-2b0f-4b7e-9a53-0a6a0f3f8f11"
+    assert str(resolve_tenant(None, {"tenantId": t})) == t
+
+
+def test_naive_datetime_rejected():
+    with pytest.raises(InvalidSchedule) as err:
+        check_run_at(datetime(2030, 1, 1))
+    assert str(err.value) == "run_at must be timezone-aware (a naive datetime is ambiguous)"
+    aware = datetime(2030, 1, 1, tzinfo=UTC)
+    assert check_run_at(aware) is aware
+
+
+@pytest.mark.parametrize("spec", ["0 0 * * *", "*/5 * * * *", "30 */2 * * * *"])
+def test_valid_cron(spec):
+    assert check_cron(spec) == spec
+
+
+def test_invalid_cron_messages():
+    with pytest.raises(InvalidSchedule) as err:
+        check_cron("61 * * * *")
+    assert str(err.value).startswith("Invalid cron expression: '61 * * * *'")
+    with pytest.raises(InvalidSchedule) as err:
+        check_cron("* * *")
+    assert str(err.value) == "Invalid cron expression: '* * *' (expected 5 fields, or 6 with seconds first)"
+    with pytest.raises(InvalidSchedule):
+        check_cron(timedelta(seconds=0))
+
+
+def test_invalid_timezone():
+    with pytest.raises(InvalidSchedule) as err:
+        check_timezone("Mars/Olympus")
+    assert str(err.value) == "Invalid timezone: 'Mars/Olympus'"
