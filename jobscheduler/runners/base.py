@@ -99,6 +99,33 @@ class JobRunner(abc.ABC):
     @abc.abstractmethod
     def is_healthy(self) -> bool: ...
 
+    @abc.abstractmethod
+    def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
+        """Pause or resume a recurring schedule of this tenant; False when there is no such schedule."""
+
+    @abc.abstractmethod
+    def trigger_schedule(self, schedule_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
+        """Run a recurring schedule's job now, once, as its own `jobs` row; None when there is no such schedule."""
+
+    def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
+        """Re-enqueue a finished job's payload as a new job; None when the job is unknown or not finished."""
+        from ..models import Job
+
+        job_uuid, tenant_uuid = parse_uuid(job_id), parse_uuid(tenant_id)
+        if job_uuid is None or tenant_uuid is None:
+            return None
+        job = Job.objects.filter(tenant=tenant_uuid, job_id=job_uuid).first()
+        if job is None or not job.is_finished:
+            return None
+        data = job.meta.get("data")
+        return self.schedule_job(
+            job.type,
+            data if isinstance(data, dict) else {},
+            tenant_id=job.tenant,
+            user_id=job.user_id,
+            metadata={"retryOf": str(job.job_id)},
+        )
+
     # Async twins, Django style. Backends with native async code override them.
     async def aschedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
         return await sync_to_async(self.schedule_job)(job_name, data, **options)

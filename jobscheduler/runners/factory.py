@@ -26,6 +26,7 @@ RUNNER_CLASSES = {
 
 class JobRunnerFactory:
     _instance: JobRunner | None = None
+    _others: dict[str, JobRunner] = {}
     _lock = threading.Lock()
 
     @classmethod
@@ -39,13 +40,28 @@ class JobRunnerFactory:
         return runner
 
     @classmethod
+    def for_runner_type(cls, runner_type: str) -> JobRunner:
+        """The runner that manages jobs recorded with `runner_type` (cancel and schedules go to their backend)."""
+        runner = cls.get_instance()
+        if runner.runner_type == runner_type:
+            return runner
+        with cls._lock:
+            other = cls._others.get(runner_type)
+            if other is None:
+                other = cls._others[runner_type] = cls.create(runner_type)
+            return other
+
+    @classmethod
     def reset(cls) -> None:
         """Forget the process's runner (tests, settings changes); closes what it holds."""
         with cls._lock:
-            runner, cls._instance = cls._instance, None
-        close = getattr(runner, "close", None)
-        if close:
-            close()
+            runners = [cls._instance, *cls._others.values()]
+            cls._instance = None
+            cls._others = {}
+        for runner in runners:
+            close = getattr(runner, "close", None)
+            if close:
+                close()
 
     @classmethod
     def create(cls, runner_type: str | None = None) -> JobRunner:
