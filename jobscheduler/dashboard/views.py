@@ -1,0 +1,353 @@
+"""The `/msp/jobs/` pages and their POST actions.
+
+Every view resolves the viewer's tenant once (`scope.dashboard_tenant`) and reads nothing outside it: a job,
+schedule or selection of another tenant is simply not found (404), so its existence never leaks. Anonymous
+viewers are sent to the login page; a signed-in viewer without the permission gets 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.generic import TemplateView
+from django_tables2 import LazyPaginator, RequestConfig
+
+from ..conf import setting
+from ..models import FINAL_STATUSES, Job, JobStatus, Schedule, Worker
+from ..registry import JobHandlerRegistry
+from ..runners.base import parse_uuid
+from . import actions, metrics, queries
+from .charts import bar_chart
+from .filters import JobFilter
+from .formatting import format_duration, meta_time
+from .redaction import pretty_json
+from .runner_state import runner_state
+from .scope import (
+    CANCEL_PERMISSION,
+    RETRY_PERMISSION,
+    SCHEDULE_PERMISSION,
+    VIEW_PERMISSION,
+    dashboard_tenant,
+    known_tenants,
+    tenant_labels,
+)
+from .tables import JobTable
+
+PER_PAGE_CHOICES = (25, 50, 100)
+LIVE_REFRESH_MS = 5000
+
+
+class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin):
+    """Login, the permission, and the tenant every query of the request is scoped to."""
+
+    permission_required = VIEW_PERMISSION
+    section = ""
+    tenant: uuid.UUID | None
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.tenant = dashboard_tenant(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(
+            section=self.section,
+            tenant=self.tenant,
+            tenant_label=tenant_labels([self.tenant]).get(self.tenant, "") if self.tenant else "",
+            live_refresh_ms=LIVE_REFRESH_MS,
+            live_refresh_seconds=LIVE_REFRESH_MS // 1000,
+        )
+        if self.request.user.is_superuser:
+            tenants = known_tenants()
+            if self.tenant and self.tenant not in tenants:
+                tenants.insert(0, self.tenant)
+            labels = tenant_labels(tenants)
+            context["tenant_choices"] = [(t, labels.get(t, str(t))) for t in tenants]
+        return context
+
+
+class OverviewView(DashboardMixin, TemplateView):
+    template_name = "jobscheduler/overview.html"
+    section = "overview"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        chart_range = self.request.GET.get("range", "hour")
+        context["runner"] = runner_state()
+        if self.tenant is None:
+            return context
+        data = metrics.overview(self.tenant, chart_range)
+        list_url = reverse("jobscheduler:job-list")
+        context.update(
+            overview=data,
+            status_cards=[
+                (status, data.counts.get(status, 0), f"{list_url}?status={status}") for status in data.counts
+            ],
+            chart=bar_chart(data.chart),
+            chart_range=data.chart_range,
+            recent_failures=list(queries.history(self.tenant).filter(status=JobStatus.FAILED)[:5]),
+        )
+        return context
+
+
+class JobListView(DashboardMixin, TemplateView):
+    template_name = "jobscheduler/job_list.html"
+    section = "history"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        job_filter = JobFilter(self.request.GET or None, queryset=queries.history(self.tenant))
+        table = JobTable(job_filter.qs)
+        per_page = _int_choice(self.request.GET.get("per_page"), PER_PAGE_CHOICES)
+        RequestConfig(
+            self.request, paginate={"paginator_class": LazyPaginator, "per_page": per_page}
+        ).configure(table)
+        rows = [bound.record for bound in table.page.object_list] if table.page else []
+        context.update(
+            filter=job_filter,
+            table=table,
+            per_page=per_page,
+            per_page_choices=PER_PAGE_CHOICES,
+            has_live_rows=any(not _is_final(row.status) for row in rows),
+            can_cancel=self.request.user.has_perm(CANCEL_PERMISSION),
+            can_retry=self.request.user.has_perm(RETRY_PERMISSION),
+            job_types=JobHandlerRegistry.names(),
+        )
+        return context
+
+
+class JobDetailView(DashboardMixin, TemplateView):
+    template_name = "jobscheduler/job_detail.html"
+    section = "history"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        job = queries.job_for_tenant(self.tenant, kwargs["job_id"])
+        if job is None:
+            raise Http404("No such job")
+        meta = job.meta
+        started, finished = meta_time(meta, "startedAt"), meta_time(meta, "completedAt")
+        steps = list(queries.steps(job))
+        for step in steps:
+            step.result_json = "" if step.result is None else pretty_json(step.result)
+        own_metadata = {k: v for k, v in meta.items() if k != "data"}
+        schedule_id = meta.get("scheduleId")
+        context.update(
+            job=job,
+            started_at=started,
+            finished_at=finished if job.is_finished else None,
+            duration=format_duration(finished - started) if started and finished and job.is_finished else "—",
+            attempts=meta.get("attempts", 0),
+            max_attempts=meta.get("maxAttempts"),
+            progress=meta.get("progress"),
+            progress_message=meta.get("progressMessage"),
+            steps=steps,
+            failed_attempts=[s for s in steps if s.step_name == "execution_failed"],
+            payload_json=pretty_json(meta.get("data")),
+            metadata_json=pretty_json(own_metadata),
+            schedule=_schedule_of(self.tenant, schedule_id),
+            retry_of=meta.get("retryOf"),
+            can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
+            can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
+            is_live=not job.is_finished,
+        )
+        return context
+
+
+class SchedulesView(DashboardMixin, TemplateView):
+    template_name = "jobscheduler/schedules.html"
+    section = "schedules"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        schedules = list(Schedule.objects.filter(tenant=self.tenant)) if self.tenant else []
+        last_ids = [s.last_job_id for s in schedules if s.last_job_id]
+        last_jobs = (
+            {
+                j.job_id: j
+                for j in Job.objects.for_tenant(self.tenant)
+                .filter(job_id__in=last_ids)
+                .only("job_id", "status")
+            }
+            if last_ids
+            else {}
+        )
+        context.update(
+            rows=[(s, last_jobs.get(s.last_job_id)) for s in schedules],
+            can_change=self.request.user.has_perm(SCHEDULE_PERMISSION),
+        )
+        return context
+
+
+class WorkersView(DashboardMixin, TemplateView):
+    """Workers are shared by all tenants; a viewer sees each worker's load but only links to its own jobs."""
+
+    template_name = "jobscheduler/workers.html"
+    section = "workers"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        workers = list(Worker.objects.all())
+        running = {w.id: _running_ids(w.running_jobs) for w in workers}
+        all_ids = [i for ids in running.values() for i in ids]
+        visible = (
+            {
+                j.job_id: j
+                for j in Job.objects.for_tenant(self.tenant).filter(job_id__in=all_ids).only("job_id", "type")
+            }
+            if self.tenant and all_ids
+            else {}
+        )
+        expiry = setting("WORKER_EXPIRY_SECONDS")
+        now = timezone.now()
+        context["rows"] = [
+            {
+                "worker": w,
+                "stale": (now - w.heartbeat_at).total_seconds() > expiry,
+                "running_total": len(running[w.id]),
+                "own_jobs": [visible[i] for i in running[w.id] if i in visible],
+            }
+            for w in workers
+        ]
+        return context
+
+
+class ActionView(DashboardMixin, View):
+    """A POST-only action (CSRF-checked by the middleware) that redirects back where it was asked from."""
+
+    http_method_names = ["post"]
+
+    def redirect_back(self, fallback: str) -> HttpResponseRedirect:
+        target = self.request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+        ):
+            target = fallback
+        return HttpResponseRedirect(target)
+
+    def get_job(self, job_id: uuid.UUID) -> Job:
+        job = queries.job_for_tenant(self.tenant, job_id)
+        if job is None:
+            raise Http404("No such job")
+        return job
+
+
+class CancelJobView(ActionView):
+    permission_required = (VIEW_PERMISSION, CANCEL_PERMISSION)
+
+    def post(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+        job = self.get_job(job_id)
+        if job.is_finished:
+            messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
+        elif actions.cancel(job):
+            messages.success(request, f"Cancelled job {job.job_id}.")
+        else:
+            messages.error(request, f"Job {job.job_id} could not be cancelled.")
+        return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
+
+
+class RetryJobView(ActionView):
+    permission_required = (VIEW_PERMISSION, RETRY_PERMISSION)
+
+    def post(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+        job = self.get_job(job_id)
+        new_id = actions.retry(job)
+        if new_id is None:
+            messages.warning(
+                request, f"Job {job.job_id} is still running; only finished jobs can be retried."
+            )
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
+        messages.success(request, f"Retried job {job.job_id} as a new job.")
+        return HttpResponseRedirect(reverse("jobscheduler:job-detail", args=[new_id]))
+
+
+class BulkActionView(ActionView):
+    """Cancel or retry the selected jobs of the tenant; ids of other tenants are ignored, never acted on."""
+
+    def get_permission_required(self) -> tuple[str, ...]:
+        action = self.request.POST.get("action")
+        if action == "cancel":
+            return (VIEW_PERMISSION, CANCEL_PERMISSION)
+        if action == "retry":
+            return (VIEW_PERMISSION, RETRY_PERMISSION)
+        return (VIEW_PERMISSION,)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        fallback = reverse("jobscheduler:job-list")
+        action = request.POST.get("action")
+        if action not in ("cancel", "retry"):
+            messages.error(request, "Choose cancel or retry.")
+            return self.redirect_back(fallback)
+        jobs = actions.jobs_by_ids(self.tenant, request.POST.getlist("job_ids")) if self.tenant else []
+        if not jobs:
+            messages.warning(request, "No jobs selected.")
+            return self.redirect_back(fallback)
+        if action == "cancel":
+            outcome = actions.cancel_many(jobs)
+            messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
+        else:
+            outcome = actions.retry_many(jobs)
+            messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
+        return self.redirect_back(fallback)
+
+
+class ScheduleActionView(ActionView):
+    permission_required = (VIEW_PERMISSION, SCHEDULE_PERMISSION)
+
+    def post(self, request: HttpRequest, schedule_id: uuid.UUID, action: str) -> HttpResponse:
+        if self.tenant is None:
+            raise Http404("No such schedule")
+        schedule = get_object_or_404(Schedule, tenant=self.tenant, id=schedule_id)
+        if action in ("pause", "resume"):
+            actions.set_paused(schedule, action == "pause")
+            messages.success(
+                request, f"Schedule {schedule.key} {'paused' if action == 'pause' else 'resumed'}."
+            )
+        elif action == "run":
+            new_id = actions.run_now(schedule)
+            if new_id is None:
+                messages.error(request, f"Schedule {schedule.key} could not be run.")
+            else:
+                messages.success(request, f"Schedule {schedule.key} started job {new_id}.")
+        else:
+            raise Http404("No such action")
+        return self.redirect_back(reverse("jobscheduler:schedules"))
+
+
+def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:
+    sid = parse_uuid(schedule_id) if schedule_id else None
+    if sid is None or tenant is None:
+        return None
+    return Schedule.objects.filter(tenant=tenant, id=sid).first()
+
+
+def _running_ids(value: Any) -> list[uuid.UUID]:
+    """Job ids from a worker's `running_jobs` list (plain ids, or objects carrying `job_id` / `jobId`)."""
+    ids = []
+    for item in value if isinstance(value, list) else []:
+        raw = item.get("job_id") or item.get("jobId") if isinstance(item, dict) else item
+        parsed = parse_uuid(raw)
+        if parsed is not None:
+            ids.append(parsed)
+    return ids
+
+
+def _is_final(status: str) -> bool:
+    return status in FINAL_STATUSES
+
+
+def _int_choice(value: str | None, choices: tuple[int, ...]) -> int:
+    try:
+        number = int(value or choices[0])
+    except ValueError:
+        return choices[0]
+    return number if number in choices else choices[0]
