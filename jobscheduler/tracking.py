@@ -60,7 +60,7 @@ INSERT_JOBS_SQL = """
 INSERT INTO jobs (tenant, job_id, type, metadata, status, created_at, updated_at, user_id, runner_type,
                   external_id)
 SELECT src.tenant, src.job_id, src.type, src.metadata, %(status)s::job_status, now(), now(), src.user_id,
-       %(runner_type)s, CASE WHEN %(runner_type)s = 'pgboss' THEN src.job_id::text END
+       %(runner_type)s::varchar, CASE WHEN %(runner_type)s::varchar = 'pgboss' THEN src.job_id::text END
 FROM src
 """
 
@@ -138,7 +138,7 @@ started AS (
     UPDATE jobs j
     SET status = 'processing', updated_at = now(),
         metadata = coalesce(j.metadata, '{}'::jsonb)
-            || jsonb_build_object('attempts', src.attempt, 'lastStartedAt', now(), 'workerId', %(worker_id)s)
+            || jsonb_build_object('attempts', src.attempt, 'lastStartedAt', now(), 'workerId', %(worker_id)s::text)
             || CASE WHEN j.metadata ? 'startedAt' THEN '{}'::jsonb ELSE jsonb_build_object('startedAt', now()) END
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
@@ -147,7 +147,7 @@ started AS (
 started_step AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
     SELECT tenant, gen_random_uuid(), job_id, 'execution_started', 'processing',
-           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s), now(), attempt - 1
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1
     FROM started
 )
 """

@@ -43,7 +43,6 @@ CREATE TABLE job_details (
     retry_count integer DEFAULT 0,
     CONSTRAINT job_details_pkey PRIMARY KEY (tenant, detail_id),
     CONSTRAINT job_details_tenant_job_id_foreign FOREIGN KEY (tenant, job_id) REFERENCES jobs (tenant, job_id)
-        ON DELETE CASCADE
 );
 CREATE INDEX idx_job_details_tenant_job ON job_details (tenant, job_id, processed_at);
 """

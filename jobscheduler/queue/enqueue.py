@@ -1,0 +1,46 @@
+"""Putting jobs in the queue: one statement for any number of jobs of one name, on any cursor.
+
+The runner calls it on Django's cursor (so it joins the caller's transaction); the cron scheduler calls it on
+the worker's own connection inside the transaction that claims the tick.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from . import sql
+
+
+def enqueue(
+    cursor,
+    *,
+    job_name: str,
+    tenants: list[uuid.UUID],
+    ids: list[uuid.UUID],
+    metas: list[str],
+    user: uuid.UUID,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    max_attempts: int = 3,
+    singleton_key: str | None = None,
+) -> list[uuid.UUID]:
+    """Returns the ids inserted (none when a live job already holds the singleton key)."""
+    cursor.execute(
+        sql.ENQUEUE,
+        {
+            "tenants": tenants,
+            "ids": ids,
+            "types": [job_name] * len(ids),
+            "metas": metas,
+            "users": [user] * len(ids),
+            "priority": priority,
+            "run_at": run_at,
+            "max_attempts": max_attempts,
+            "singleton_key": singleton_key,
+            "status": "queued",
+            "runner_type": "pgboss",
+        },
+    )
+    row = cursor.fetchone()
+    return list(row[0] or []) if row else []

@@ -1,0 +1,155 @@
+"""Running one claimed attempt: look the handler up, call it, and say how the attempt ended.
+
+Nothing here touches the queue: the outcome goes back to the worker, which records it (fenced) in a batch.
+Nothing is unpickled or imported by name: a job's name only selects a registered handler, and its data is JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .. import tracking
+from ..context import JobContext, activate, deactivate
+from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout
+from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
+
+MAX_ERROR_CHARS = 4000
+MAX_TRACEBACK_CHARS = 20000
+
+
+@dataclass(eq=False)
+class Attempt:
+    """A claimed attempt, from claim to recorded outcome."""
+
+    job_id: uuid.UUID
+    tenant: uuid.UUID
+    name: str
+    attempt: int
+    max_attempts: int
+    token: uuid.UUID
+    data: Any
+    deadline: float = 0.0
+    ctx: QueueJobContext | None = None
+    thread: threading.Thread | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    task: asyncio.Task | None = None
+    done: bool = False
+    lost: bool = False
+
+
+class QueueJobContext(JobContext):
+    """`current_job()` under the pgboss worker: writes are handed to the worker, which owns the connection."""
+
+    def __init__(self, attempt: Attempt, submit) -> None:
+        super().__init__(
+            job_id=attempt.job_id,
+            tenant=attempt.tenant,
+            job_name=attempt.name,
+            attempt=attempt.attempt,
+            data=attempt.data,
+        )
+        self._submit = submit
+
+    def _save_progress(self, pct: float, message: str | None) -> None:
+        self._submit(("progress", self.tenant, self.job_id, pct, message, self.attempt))
+
+    def _save_step(self, name: str, status: str, result_json: str | None) -> None:
+        self._submit(("step", self.tenant, self.job_id, name, status, result_json, self.attempt))
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + "\n...[truncated]"
+
+
+def _result_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(_truncate(repr(value), MAX_ERROR_CHARS))
+
+
+def failure_outcome(
+    attempt: Attempt, error: BaseException, policy: RetryPolicy | None, tb: str | None = None
+) -> tracking.Outcome:
+    """A failed attempt: retried after its backoff while the policy allows, failed otherwise."""
+    retryable = policy is not None and policy.is_retryable(error) and attempt.attempt < attempt.max_attempts
+    message = _truncate(
+        f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, MAX_ERROR_CHARS
+    )
+    next_at = None
+    if retryable:
+        next_at = datetime.now(UTC) + timedelta(milliseconds=policy.delay_ms(attempt.attempt))
+    return tracking.Outcome(
+        tenant=attempt.tenant,
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        outcome=tracking.RETRY if retryable else tracking.FAILED,
+        error=message,
+        error_type=type(error).__name__,
+        traceback=_truncate(tb, MAX_TRACEBACK_CHARS) if tb else None,
+        next_at=next_at,
+    )
+
+
+def simple_outcome(
+    attempt: Attempt, outcome: str, *, result_json: str | None = None, reason: str | None = None
+):
+    return tracking.Outcome(
+        tenant=attempt.tenant,
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        outcome=outcome,
+        result_json=result_json,
+        error=reason,
+    )
+
+
+def lookup(attempt: Attempt) -> HandlerSpec:
+    """The handler for a claimed row, or the error that fails it (rows may have been written by hand)."""
+    spec = JobHandlerRegistry.get(attempt.name)
+    if not isinstance(attempt.data, dict):
+        raise InvalidJobData(f"Job data must be a JSON object, got {type(attempt.data).__name__}")
+    return spec
+
+
+def run_attempt(attempt: Attempt, loop_for_thread) -> tracking.Outcome:
+    """Call the handler for one attempt and turn what happened into an outcome."""
+    try:
+        spec = lookup(attempt)
+    except (JobHandlerNotFound, InvalidJobData) as exc:
+        return failure_outcome(attempt, exc, None)
+    token = activate(attempt.ctx)
+    try:
+        if spec.is_async:
+            loop = loop_for_thread()
+            attempt.loop = loop
+            attempt.task = loop.create_task(spec.handler(str(attempt.job_id), attempt.data))
+            result = loop.run_until_complete(attempt.task)
+        else:
+            result = spec.handler(str(attempt.job_id), attempt.data)
+    except JobCancelled as exc:
+        return simple_outcome(attempt, tracking.CANCELLED, reason=str(exc))
+    except (asyncio.CancelledError, JobTimeout):
+        if attempt.ctx is not None and attempt.ctx.is_cancelled:
+            return simple_outcome(attempt, tracking.CANCELLED, reason="Cancelled while running")
+        return failure_outcome(
+            attempt, JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms} ms"), spec.retry
+        )
+    except BaseException as exc:  # a handler's SystemExit or KeyboardInterrupt fails the job, not the worker
+        if attempt.ctx is not None and attempt.ctx.is_cancelled:
+            return simple_outcome(attempt, tracking.CANCELLED, reason="Cancelled while running")
+        return failure_outcome(attempt, exc, spec.retry, traceback.format_exc())
+    finally:
+        deactivate(token)
+    if attempt.ctx is not None and attempt.ctx.is_cancelled:
+        return simple_outcome(attempt, tracking.CANCELLED, reason="Cancelled while running")
+    return simple_outcome(attempt, tracking.COMPLETED, result_json=_result_json(result))

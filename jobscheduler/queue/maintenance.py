@@ -1,0 +1,144 @@
+"""Maintenance every worker runs in the background: rescue expired leases, fire cron ticks, prune history.
+
+Correctness never depends on which worker does it or how many do: rescue claims rows with SKIP LOCKED and
+fences on the lease; each cron tick is claimed through the unique (schedule, tick) key. An advisory lock only
+keeps several workers from doing the same cron and pruning work at the same moment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+
+import psycopg
+
+from .. import tracking
+from ..conf import setting
+from ..registry import JobHandlerRegistry
+from . import sql
+from .connection import open_connection
+from .cron import next_tick
+from .enqueue import enqueue
+
+logger = logging.getLogger("jobscheduler.maintenance")
+
+RESCUE_BATCH = 1000
+PRUNE_BATCH = 5000
+CRON_BATCH = 100
+PRUNE_EVERY_SECONDS = 600.0  # pruning scans history; rescue and cron must stay cheap and frequent
+
+
+class Maintenance(threading.Thread):
+    def __init__(self, *, scheduler: bool = True) -> None:
+        super().__init__(name="jobscheduler-maintenance", daemon=True)
+        self.scheduler = scheduler
+        self.interval = float(setting("MAINTENANCE_INTERVAL_SECONDS"))
+        self._stopped = threading.Event()
+        self._next_prune = 0.0
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        conn = None
+        while not self._stopped.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = open_connection()
+                    # A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long.
+                    conn.execute("SET idle_in_transaction_session_timeout = '5s'")
+                prune = time.monotonic() >= self._next_prune
+                run_pass(conn, scheduler=self.scheduler, prune=prune)
+                if prune:
+                    self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            except psycopg.Error as exc:
+                logger.warning("Maintenance pass failed (%s)", exc, extra={"action": "maintenance_error"})
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self._stopped.wait(self.interval)
+        if conn is not None:
+            conn.close()
+
+
+def run_pass(conn: psycopg.Connection, *, scheduler: bool = True, prune: bool = True) -> dict[str, int]:
+    """One maintenance pass on an autocommit connection; returns what it did (for logs and tests)."""
+    done = {"rescued": rescue(conn), "expired_workers": 0, "fired": 0, "pruned": 0}
+    with conn.transaction():
+        if not conn.execute(sql.MAINTENANCE_LOCK).fetchone()[0]:
+            return done
+        done["expired_workers"] = conn.execute(
+            sql.EXPIRE_WORKERS, {"expiry_seconds": float(setting("WORKER_EXPIRY_SECONDS"))}
+        ).rowcount
+        if scheduler:
+            done["fired"] = fire_due_schedules(conn)
+    days = setting("RETENTION_DAYS")
+    if prune and days is not None:
+        done["pruned"] = conn.execute(sql.PRUNE_HISTORY, {"days": int(days), "limit": PRUNE_BATCH}).rowcount
+    return done
+
+
+def rescue(conn: psycopg.Connection) -> int:
+    total = 0
+    while True:
+        rows = conn.execute(sql.RESCUE, {"limit": RESCUE_BATCH}).fetchall()
+        for job_id, outcome, _ in rows:
+            logger.warning(
+                "Rescued job %s from a lost worker (%s)",
+                job_id,
+                outcome,
+                extra={"action": "rescue", "job_id": str(job_id), "outcome": outcome},
+            )
+        total += len(rows)
+        if len(rows) < RESCUE_BATCH:
+            return total
+
+
+def fire_due_schedules(conn: psycopg.Connection) -> int:
+    """Enqueue one job per due tick, inside the caller's transaction. A tick missed while no worker ran fires
+    once, then the schedule moves to its next tick after now (missed ticks are not replayed)."""
+    fired = 0
+    rows = conn.execute(sql.DUE_SCHEDULES, {"limit": CRON_BATCH}).fetchall()
+    for sid, tenant, key, job_name, data, cron, interval, tz, user, tick, db_now in rows:
+        following = next_tick(cron=cron, interval_seconds=interval, timezone=tz, anchor=tick, after=db_now)
+        job_id = uuid.uuid4()
+        claimed = conn.execute(sql.FIRE_TICK, {"schedule_id": sid, "tick": tick, "job_id": job_id}).fetchone()
+        if claimed:
+            spec = JobHandlerRegistry._handlers.get(job_name)
+            max_attempts = spec.retry.max_attempts if spec else 3
+            meta = tracking.build_metadata(
+                json.dumps(data if isinstance(data, dict) else {}, separators=(",", ":")),
+                extra={"scheduleKey": key, "tick": tick.isoformat()},
+                max_attempts=max_attempts,
+                schedule_id=sid,
+            )
+            with conn.cursor() as cur:
+                enqueue(
+                    cur,
+                    job_name=job_name,
+                    tenants=[tenant],
+                    ids=[job_id],
+                    metas=[meta],
+                    user=user,
+                    max_attempts=max_attempts,
+                )
+            fired += 1
+            logger.info(
+                "Schedule %s fired for tick %s",
+                key,
+                tick.isoformat(),
+                extra={"action": "cron_fire", "key": key},
+            )
+        conn.execute(
+            sql.ADVANCE_SCHEDULE,
+            {
+                "schedule_id": sid,
+                "next_run_at": following,
+                "tick": tick,
+                "job_id": job_id if claimed else None,
+            },
+        )
+    return fired

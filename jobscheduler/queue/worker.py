@@ -1,0 +1,468 @@
+"""The pgboss worker: claim ready jobs in batches, run them on a thread pool, record outcomes in batches.
+
+One main loop owns the worker's database connection and does all queue I/O: claim (one statement for up to
+the free slots), flush (one statement for every outcome that finished meanwhile, plus handler progress/steps),
+heartbeat (one statement extending every lease) and timeout checks. Handler threads never touch the queue.
+A listener thread wakes the loop on NOTIFY; polling is the backstop. A maintenance thread rescues expired
+leases, fires cron ticks and prunes history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import heapq
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import psycopg
+from django.db import connections
+
+from .. import tracking
+from ..conf import setting
+from ..exceptions import JobTimeout
+from ..registry import JobHandlerRegistry
+from . import sql
+from .connection import open_connection
+from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, simple_outcome
+from .listener import Listener
+from .maintenance import Maintenance
+
+logger = logging.getLogger("jobscheduler.worker")
+
+
+def default_concurrency() -> int:
+    return max(4, 5 * (os.cpu_count() or 1))
+
+
+class PgBossWorker:
+    def __init__(
+        self,
+        *,
+        concurrency: int | None = None,
+        job_names: list[str] | None = None,
+        burst: bool = False,
+        scheduler: bool = True,
+        shutdown_timeout: float | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.concurrency = concurrency or default_concurrency()
+        self.job_names = sorted(job_names) if job_names else None
+        self.burst = burst
+        self.scheduler = scheduler
+        self.shutdown_timeout = (
+            setting("SHUTDOWN_TIMEOUT_SECONDS") if shutdown_timeout is None else shutdown_timeout
+        )
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = float(setting("LEASE_SECONDS"))
+        self.heartbeat_seconds = float(setting("HEARTBEAT_SECONDS"))
+        self.poll_seconds = float(setting("POLL_INTERVAL_SECONDS"))
+        self.batch_size = int(setting("FETCH_BATCH_SIZE"))
+
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._running: dict[uuid.UUID, Attempt] = {}
+        self._outcomes: list[tuple[Attempt, tracking.Outcome]] = []
+        self._writes: list[tuple] = []
+        self._tasks: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
+        self._slots = 0
+        self._stop_requested = False
+        self._stop_deadline: float | None = None
+        self._maybe_ready = True
+        self._retry_wakes: list[float] = []  # heap of monotonic times our own retries become ready
+        self._conn: psycopg.Connection | None = None
+        self.stats = {"claimed": 0, "completed": 0, "failed": 0, "retried": 0, "cancelled": 0, "stale": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """First SIGTERM/SIGINT: stop claiming and drain. Second: exit at once."""
+
+        def handle(signum, frame):
+            if self._stop_requested:
+                logger.warning("Second signal: exiting now", extra={"action": "forced_exit"})
+                os._exit(1)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        self._wake.set()
+
+    def run(self) -> int:
+        self._conn = self._connect()
+        self._execute(
+            sql.REGISTER_WORKER,
+            {
+                "id": self.worker_id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "concurrency": self.concurrency,
+                "job_names": json.dumps(self.job_names or JobHandlerRegistry.names()),
+            },
+        )
+        listener = Listener(self._on_notify, self._on_cancel) if setting("USE_LISTEN_NOTIFY") else None
+        maintenance = Maintenance(scheduler=self.scheduler)
+        if listener:
+            listener.start()
+        maintenance.start()
+        for _ in range(self.concurrency):
+            self._add_slot()
+        self._log_banner()
+        try:
+            self._loop()
+        finally:
+            if listener:
+                listener.stop()
+            maintenance.stop()
+            for _ in range(self._slots):
+                self._tasks.put(None)
+            self._safe(lambda: self._execute(sql.UNREGISTER_WORKER, {"id": self.worker_id}))
+            self._conn.close()
+        logger.info("Worker stopped", extra={"action": "worker_stopped", **self.stats})
+        return 0
+
+    def _log_banner(self) -> None:
+        names = self.job_names or JobHandlerRegistry.names()
+        logger.info(
+            "jobscheduler worker %s: backend pgboss, concurrency %d, handlers: %s",
+            self.worker_id,
+            self.concurrency,
+            ", ".join(names) or "(none)",
+            extra={"action": "worker_started", "worker_id": self.worker_id, "concurrency": self.concurrency},
+        )
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_heartbeat = time.monotonic() + self.heartbeat_seconds
+        next_poll = 0.0
+        while True:
+            self._wake.clear()
+            self._safe(self._flush)
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                self._safe(self._heartbeat)
+                next_heartbeat = now + self.heartbeat_seconds
+            self._expire_timeouts(now)
+            if self._stop_requested:
+                if self._drained_or_released(now):
+                    return
+            else:
+                free = self.concurrency - len(self._running)
+                due = now >= next_poll or bool(self._retry_wakes and now >= self._retry_wakes[0])
+                if free > 0 and (self._maybe_ready or due):
+                    limit = min(free, self.batch_size)
+                    claimed = self._safe(lambda n=limit: self._claim(n), default=-1)
+                    if claimed >= 0:
+                        next_poll = now + self.poll_seconds
+                        while self._retry_wakes and self._retry_wakes[0] <= now:
+                            heapq.heappop(self._retry_wakes)
+                        self._maybe_ready = claimed == limit
+                    idle = claimed == 0 and not self._running and not self._has_pending()
+                    if self.burst and idle and not self._retry_wakes:  # our own pending retries keep us
+                        return
+            self._wake.wait(self._wait_time(next_poll, next_heartbeat))
+
+    def _wait_time(self, next_poll: float, next_heartbeat: float) -> float:
+        now = time.monotonic()
+        horizon = min(next_poll, next_heartbeat)
+        if self._retry_wakes:
+            horizon = min(horizon, self._retry_wakes[0])
+        with self._lock:
+            deadlines = [a.deadline for a in self._running.values()]
+        if deadlines:
+            horizon = min(horizon, min(deadlines))
+        if self._stop_requested:
+            horizon = min(horizon, now + 0.05)
+        return max(0.0, horizon - now)
+
+    def _has_pending(self) -> bool:
+        with self._lock:
+            return bool(self._outcomes or self._writes)
+
+    # -- claim ----------------------------------------------------------------------------------------------------
+
+    def _claim(self, limit: int) -> int:
+        rows = self._execute(
+            sql.CLAIM,
+            {
+                "worker_id": self.worker_id,
+                "lease_seconds": self.lease_seconds,
+                "names": self.job_names,
+                "limit": limit,
+            },
+            fetch=True,
+        )
+        now = time.monotonic()
+        for job_id, tenant, name, attempt_no, max_attempts, token, data in rows:
+            attempt = Attempt(
+                job_id=job_id,
+                tenant=tenant,
+                name=name,
+                attempt=attempt_no,
+                max_attempts=max_attempts,
+                token=token,
+                data=data,
+            )
+            spec = JobHandlerRegistry._handlers.get(name)
+            timeout_ms = spec.timeout_ms if spec else setting("DEFAULT_TIMEOUT_MS")
+            attempt.deadline = now + timeout_ms / 1000.0
+            attempt.ctx = QueueJobContext(attempt, self._submit_write)
+            with self._lock:
+                self._running[job_id] = attempt
+            self._tasks.put(attempt)
+        self.stats["claimed"] += len(rows)
+        return len(rows)
+
+    # -- slots (handler threads) ----------------------------------------------------------------------------------
+
+    def _add_slot(self) -> None:
+        self._slots += 1
+        threading.Thread(target=self._slot_main, name=f"jobscheduler-slot-{self._slots}", daemon=True).start()
+
+    def _slot_main(self) -> None:
+        loop: asyncio.AbstractEventLoop | None = None
+
+        def loop_for_thread() -> asyncio.AbstractEventLoop:
+            nonlocal loop
+            if loop is None:
+                loop = asyncio.new_event_loop()
+            return loop
+
+        while True:
+            attempt = self._tasks.get()
+            if attempt is None:
+                break
+            attempt.thread = threading.current_thread()
+            try:
+                outcome = run_attempt(attempt, loop_for_thread)
+            finally:
+                for conn in connections.all(initialized_only=True):
+                    conn.close_if_unusable_or_obsolete()
+            self._finish(attempt, outcome)
+            if attempt.lost:  # this thread was given up on (timeout); a replacement took its slot
+                break
+        if loop is not None:
+            loop.close()
+
+    def _finish(self, attempt: Attempt, outcome: tracking.Outcome, *, give_up_thread: bool = False) -> bool:
+        """Hand an attempt's outcome to the next flush; only the first outcome of an attempt counts.
+
+        `give_up_thread`: the outcome is decided without the handler (timeout, shutdown); its thread leaves the
+        pool when the handler returns, if ever.
+        """
+        with self._lock:
+            if attempt.done:
+                return False
+            attempt.done = True
+            attempt.lost = give_up_thread
+            self._running.pop(attempt.job_id, None)
+            self._outcomes.append((attempt, outcome))
+        self._wake.set()
+        return True
+
+    def _submit_write(self, write: tuple) -> None:
+        with self._lock:
+            self._writes.append(write)
+        self._wake.set()
+
+    # -- timeouts -------------------------------------------------------------------------------------------------
+
+    def _expire_timeouts(self, now: float) -> None:
+        with self._lock:
+            late = [a for a in self._running.values() if a.deadline <= now]
+        for attempt in late:
+            spec = JobHandlerRegistry._handlers.get(attempt.name)
+            error = JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms if spec else '?'} ms")
+            outcome = failure_outcome(attempt, error, spec.retry if spec else None)
+            if not self._finish(attempt, outcome, give_up_thread=True):
+                continue
+            if attempt.ctx:
+                attempt.ctx.mark_cancelled()
+            self._interrupt(attempt)
+            self._add_slot()
+            logger.warning(
+                "Job %s attempt %d timed out",
+                attempt.job_id,
+                attempt.attempt,
+                extra={"action": "job_timeout", "job_id": str(attempt.job_id), "attempt": attempt.attempt},
+            )
+
+    @staticmethod
+    def _interrupt(attempt: Attempt) -> None:
+        """Best effort: cancel an async handler's task, or raise JobTimeout inside a sync handler's thread."""
+        if attempt.loop is not None and attempt.task is not None:
+            attempt.loop.call_soon_threadsafe(attempt.task.cancel)
+        elif attempt.thread is not None and attempt.thread.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(attempt.thread.ident), ctypes.py_object(JobTimeout)
+            )
+
+    # -- recording ------------------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+            writes, self._writes = self._writes, []
+        if not outcomes and not writes:
+            return
+        applied = 0
+        try:
+            for write in writes:
+                self._apply_write(write)
+                applied += 1
+            rows = []
+            if outcomes:
+                params = tracking.finish_params(o for _, o in outcomes)
+                params["tokens"] = [a.token for a, _ in outcomes]
+                rows = self._execute(sql.FINISH, params, fetch=True)
+        except BaseException:
+            with self._lock:  # keep what was not recorded for the next flush, after reconnecting
+                self._outcomes[:0] = outcomes
+                self._writes[:0] = writes[applied:]
+            raise
+        recorded = {r[0] for r in rows}
+        for attempt, outcome in outcomes:
+            if attempt.job_id not in recorded:
+                self.stats["stale"] += 1
+                logger.warning(
+                    "Stale attempt %d of job %s: its outcome (%s) was rejected, the lease had moved on",
+                    attempt.attempt,
+                    attempt.job_id,
+                    outcome.outcome,
+                    extra={
+                        "action": "stale_attempt",
+                        "job_id": str(attempt.job_id),
+                        "attempt": attempt.attempt,
+                    },
+                )
+                continue
+            key = {"retry": "retried", "completed": "completed", "failed": "failed", "cancelled": "cancelled"}
+            if outcome.outcome in key:
+                self.stats[key[outcome.outcome]] += 1
+            if outcome.outcome == tracking.RETRY and outcome.next_at is not None:
+                delay = max(0.0, outcome.next_at.timestamp() - time.time()) + 0.005
+                heapq.heappush(self._retry_wakes, time.monotonic() + delay)
+
+    def _apply_write(self, write: tuple) -> None:
+        kind, tenant, job_id, *rest = write
+        with self._conn.cursor() as cur:
+            if kind == "progress":
+                pct, message, _attempt = rest
+                tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
+            else:
+                name, status, result_json, attempt = rest
+                tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
+
+    # -- heartbeat and cancellation -------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        self._execute(
+            sql.WORKER_HEARTBEAT,
+            {"id": self.worker_id, "running": json.dumps([str(a.job_id) for a in running])},
+        )
+        if not running:
+            return
+        rows = self._execute(
+            sql.HEARTBEAT,
+            {
+                "lease_seconds": self.lease_seconds,
+                "ids": [a.job_id for a in running],
+                "tokens": [a.token for a in running],
+            },
+            fetch=True,
+        )
+        alive = {job_id: cancel for job_id, cancel in rows}
+        for attempt in running:
+            if attempt.job_id not in alive:
+                # Rescued elsewhere: this attempt's outcome will be rejected; tell the handler to stop early.
+                if attempt.ctx:
+                    attempt.ctx.mark_cancelled()
+            elif alive[attempt.job_id] and attempt.ctx:
+                attempt.ctx.mark_cancelled()
+
+    def _on_notify(self) -> None:
+        self._maybe_ready = True
+        self._wake.set()
+
+    def _on_cancel(self, job_id: str) -> None:
+        try:
+            key = uuid.UUID(job_id)
+        except ValueError:
+            return
+        with self._lock:
+            attempt = self._running.get(key)
+        if attempt and attempt.ctx:
+            attempt.ctx.mark_cancelled()
+
+    # -- shutdown -------------------------------------------------------------------------------------------------
+
+    def _drained_or_released(self, now: float) -> bool:
+        """While stopping: wait for running jobs, then give the rest back without using up their attempt."""
+        if self._stop_deadline is None:
+            self._stop_deadline = now + self.shutdown_timeout
+            logger.info(
+                "Stopping: no new claims; waiting up to %.1fs for %d running job(s)",
+                self.shutdown_timeout,
+                len(self._running),
+                extra={"action": "worker_stopping", "running": len(self._running)},
+            )
+        if now >= self._stop_deadline:
+            with self._lock:
+                running = list(self._running.values())
+            for attempt in running:
+                released = simple_outcome(attempt, tracking.RELEASED, reason="Worker shut down")
+                if self._finish(attempt, released, give_up_thread=True) and attempt.ctx:
+                    attempt.ctx.mark_cancelled()
+            self._safe(self._flush)
+        return not self._running and not self._has_pending()
+
+    # -- database plumbing ----------------------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection:
+        delay = 0.2
+        while True:
+            try:
+                return open_connection()
+            except psycopg.OperationalError as exc:
+                if self._stop_requested and self._stop_deadline and time.monotonic() > self._stop_deadline:
+                    raise
+                logger.warning(
+                    "Database unreachable (%s); retrying in %.1fs",
+                    exc,
+                    delay,
+                    extra={"action": "db_reconnect"},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _execute(self, statement: str, params: dict, *, fetch: bool = False):
+        with self._conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if fetch else None
+
+    def _safe(self, fn: Callable, default=None):
+        """Run a database step; on a lost connection, reconnect and let the loop try again."""
+        try:
+            return fn()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            logger.warning("Database connection lost (%s); reconnecting", exc, extra={"action": "db_lost"})
+            try:
+                self._conn.close()
+            except Exception:
+                logger.debug("closing a broken connection failed", exc_info=True)
+            self._conn = self._connect()
+            return default

@@ -1,0 +1,305 @@
+"""PgBossJobRunner: the PostgreSQL backend's side of the runner API, on the caller's Django connection.
+
+Enqueueing runs on Django's connection, so inside `transaction.atomic()` a job exists if and only if the
+transaction commits, and its NOTIFY (the workers' wake-up) is only delivered at commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone as dj_timezone
+
+from .. import tracking, validation
+from ..exceptions import InvalidSchedule
+from ..models import Schedule
+from ..queue import sql
+from ..queue.cron import next_tick
+from ..queue.enqueue import enqueue
+from ..registry import JobHandlerRegistry
+from .base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status, parse_uuid
+
+
+class PgBossJobRunner(JobRunner):
+    runner_type = "pgboss"
+
+    def __init__(self) -> None:
+        self.fallback_active = False
+        self.fallback_reason: str | None = None
+
+    # -- one-off jobs ------------------------------------------------------------------------------------------
+
+    def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> ScheduleJobResult:
+        return self._enqueue_one(job_name, data, None, tenant_id, user_id, singleton_key, priority, metadata)
+
+    def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> ScheduleJobResult:
+        validation.check_run_at(run_at)
+        return self._enqueue_one(
+            job_name, data, run_at, tenant_id, user_id, singleton_key, priority, metadata
+        )
+
+    def schedule_jobs(
+        self,
+        job_name: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        priority: int = 0,
+        run_at: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[ScheduleJobResult]:
+        """Enqueue many jobs of one name in one round trip; all are validated before any is written."""
+        spec = JobHandlerRegistry.get(job_name)
+        if run_at is not None:
+            validation.check_run_at(run_at)
+        priority = validation.check_priority(priority)
+        extra = validation.encode_metadata(metadata)
+        user = validation.resolve_user(user_id)
+        tenants, metas = [], []
+        for data in items:
+            text = validation.encode_data(data)
+            tenants.append(validation.resolve_tenant(tenant_id, data))
+            metas.append(
+                tracking.build_metadata(
+                    text, extra=extra, max_attempts=spec.retry.max_attempts, priority=priority
+                )
+            )
+        ids = [uuid.uuid4() for _ in metas]
+        self._insert(job_name, tenants, ids, metas, user, priority, run_at, spec.retry.max_attempts, None)
+        return [ScheduleJobResult(job_id=str(i), external_id=str(i)) for i in ids]
+
+    def _enqueue_one(
+        self,
+        job_name: str,
+        data: Any,
+        run_at: datetime | None,
+        tenant_id: Any,
+        user_id: Any,
+        singleton_key: str | None,
+        priority: int,
+        metadata: dict[str, Any] | None,
+    ) -> ScheduleJobResult:
+        spec = JobHandlerRegistry.get(job_name)
+        text = validation.encode_data(data)
+        tenant = validation.resolve_tenant(tenant_id, data)
+        user = validation.resolve_user(user_id)
+        priority = validation.check_priority(priority)
+        singleton_key = validation.check_singleton_key(singleton_key)
+        meta = tracking.build_metadata(
+            text,
+            extra=validation.encode_metadata(metadata),
+            max_attempts=spec.retry.max_attempts,
+            priority=priority,
+            singleton_key=singleton_key,
+        )
+        job_id = uuid.uuid4()
+        # A savepoint keeps the caller's transaction usable whatever happens in the insert.
+        with transaction.atomic():
+            inserted = self._insert(
+                job_name,
+                [tenant],
+                [job_id],
+                [meta],
+                user,
+                priority,
+                run_at,
+                spec.retry.max_attempts,
+                singleton_key,
+            )
+            if not inserted and singleton_key is not None:
+                existing = self._find_singleton(tenant, singleton_key)
+                if existing is None:  # the live one finished in between: this one may take its place
+                    self._insert(
+                        job_name,
+                        [tenant],
+                        [job_id],
+                        [meta],
+                        user,
+                        priority,
+                        run_at,
+                        spec.retry.max_attempts,
+                        singleton_key,
+                    )
+                else:
+                    job_id = existing
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    @staticmethod
+    def _insert(
+        job_name: str,
+        tenants: list[uuid.UUID],
+        ids: list[uuid.UUID],
+        metas: list[str],
+        user: uuid.UUID,
+        priority: int,
+        run_at: datetime | None,
+        max_attempts: int,
+        singleton_key: str | None,
+    ) -> list[uuid.UUID]:
+        with connection.cursor() as cur:
+            return enqueue(
+                cur,
+                job_name=job_name,
+                tenants=tenants,
+                ids=ids,
+                metas=metas,
+                user=user,
+                priority=priority,
+                run_at=run_at,
+                max_attempts=max_attempts,
+                singleton_key=singleton_key,
+            )
+
+    @staticmethod
+    def _find_singleton(tenant: uuid.UUID, key: str) -> uuid.UUID | None:
+        with connection.cursor() as cur:
+            cur.execute(sql.FIND_SINGLETON, {"tenant": tenant, "singleton_key": key})
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    # -- recurring jobs ------------------------------------------------------------------------------------------
+
+    def schedule_recurring_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        cron: str | timedelta,
+        *,
+        timezone: str = "UTC",
+        schedule_key: str | None = None,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ScheduleJobResult:
+        """Create or update (by key) a schedule; each firing becomes its own `jobs` row."""
+        JobHandlerRegistry.get(job_name)
+        spec = validation.check_cron(cron)
+        validation.check_timezone(timezone)
+        validation.encode_data(data)
+        validation.encode_metadata(metadata)
+        tenant = validation.resolve_tenant(tenant_id, data)
+        user = validation.resolve_user(user_id)
+        key = schedule_key or f"{job_name}:{tenant}"
+        if not isinstance(key, str) or len(key) > 255:
+            raise InvalidSchedule(f"schedule_key must be a string of at most 255 characters: {key!r}")
+        interval = spec.total_seconds() if isinstance(spec, timedelta) else None
+        cron_text = "" if isinstance(spec, timedelta) else spec
+        now = dj_timezone.now()
+        first = next_tick(cron=cron_text, interval_seconds=interval, timezone=timezone, anchor=now, after=now)
+        schedule, _ = Schedule.objects.update_or_create(
+            tenant=tenant,
+            key=key,
+            defaults={
+                "job_name": job_name,
+                "data": data,
+                "cron": cron_text,
+                "interval_seconds": interval,
+                "timezone": timezone,
+                "user_id": user,
+                "runner_type": self.runner_type,
+                "next_run_at": first,
+            },
+        )
+        return ScheduleJobResult(job_id=str(schedule.id), external_id=key)
+
+    def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
+        schedule = self._schedule(schedule_id, tenant_id)
+        if schedule is None:
+            return False
+        updates: dict[str, Any] = {"paused": paused}
+        if not paused:  # resuming does not replay the ticks missed while paused
+            now = dj_timezone.now()
+            updates["next_run_at"] = next_tick(
+                cron=schedule.cron,
+                interval_seconds=schedule.interval_seconds,
+                timezone=schedule.timezone,
+                anchor=now,
+                after=now,
+            )
+        Schedule.objects.filter(pk=schedule.pk).update(**updates)
+        return True
+
+    def trigger_schedule(self, schedule_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
+        schedule = self._schedule(schedule_id, tenant_id)
+        if schedule is None:
+            return None
+        with transaction.atomic():
+            result = self.schedule_job(
+                schedule.job_name,
+                schedule.data,
+                tenant_id=schedule.tenant,
+                user_id=schedule.user_id,
+                metadata={"scheduleKey": schedule.key, "triggeredManually": True},
+            )
+            Schedule.objects.filter(pk=schedule.pk).update(
+                last_run_at=datetime.now(UTC), last_job_id=uuid.UUID(result.job_id)
+            )
+        return result
+
+    @staticmethod
+    def _schedule(schedule_id: Any, tenant_id: Any) -> Schedule | None:
+        sid, tenant = parse_uuid(schedule_id), parse_uuid(tenant_id)
+        if sid is None or tenant is None:
+            return None
+        return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type="pgboss").first()
+
+    # -- inspect and cancel ---------------------------------------------------------------------------------------
+
+    def get_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+        return load_status(job_id, tenant_id)
+
+    def cancel_job(self, job_id: Any, tenant_id: Any) -> bool:
+        """Queued: removed and recorded cancelled. Running: flagged, ends cancelled. Finished or unknown: False.
+
+        An id of a recurring schedule deletes the schedule.
+        """
+        jid, tenant = parse_uuid(job_id), parse_uuid(tenant_id)
+        if jid is None or tenant is None:
+            return False
+        deleted, _ = Schedule.objects.filter(pk=jid, tenant=tenant, runner_type="pgboss").delete()
+        if deleted:
+            return True
+        params = {"tenant": tenant, "job_id": jid}
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(sql.CANCEL_QUEUED, params)
+            if cur.fetchone():
+                tracking.record_cancelled_unstarted(
+                    tenant, jid, reason="Cancelled before it started", cursor=cur
+                )
+                return True
+            cur.execute(sql.CANCEL_RUNNING, params)
+            return cur.fetchone() is not None
+
+    def is_healthy(self) -> bool:
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT 1")
+                return cur.fetchone() == (1,)
+        except Exception:
+            return False

@@ -1,0 +1,108 @@
+"""Handlers the integration and acceptance tests run, registered in the test process and in worker subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import psycopg
+
+from jobscheduler import RetryPolicy, current_job, job_handler
+
+FAST_RETRY = RetryPolicy(
+    max_attempts=3, backoff_coefficient=2.0, initial_interval_ms=300, max_interval_ms=5000
+)
+
+
+@job_handler("t.noop", retry=RetryPolicy(max_attempts=1))
+def noop(job_id, data):
+    return None
+
+
+@job_handler("t.echo")
+def echo(job_id, data):
+    return data
+
+
+@job_handler("t.progress")
+def progress(job_id, data):
+    job = current_job()
+    job.progress(25, "loading")
+    job.step("load", "completed", {"rows": 3})
+    job.progress(75, "saving")
+    return {"saved": 3}
+
+
+@job_handler("t.fail", retry=FAST_RETRY)
+def always_fails(job_id, data):
+    raise RuntimeError(f"attempt {current_job().attempt} failed")
+
+
+@job_handler("t.nonretryable", retry=RetryPolicy(max_attempts=5, non_retryable_errors=["ValueError"]))
+def non_retryable(job_id, data):
+    raise ValueError("bad input, retrying will not help")
+
+
+@job_handler("t.flaky", retry=RetryPolicy(max_attempts=3, initial_interval_ms=100, max_interval_ms=100))
+def flaky(job_id, data):
+    if current_job().attempt < data.get("succeed_on", 2):
+        raise ConnectionError("transient")
+    return {"attempt": current_job().attempt}
+
+
+@job_handler(
+    "t.hang", timeout_ms=600, retry=RetryPolicy(max_attempts=2, initial_interval_ms=100, max_interval_ms=100)
+)
+def hang(job_id, data):
+    time.sleep(3600)
+
+
+@job_handler("t.wait_cancel", timeout_ms=60_000)
+def wait_cancel(job_id, data):
+    job = current_job()
+    job.progress(10, "waiting to be cancelled")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job.raise_if_cancelled()
+        time.sleep(0.02)
+    return "never cancelled"
+
+
+@job_handler("t.sleep", timeout_ms=120_000)
+def sleep(job_id, data):
+    time.sleep(float(data.get("seconds", 1)))
+    return {"slept": data.get("seconds", 1)}
+
+
+@job_handler("t.async")
+async def async_job(job_id, data):
+    await asyncio.sleep(0.01)
+    current_job().progress(60, "async")
+    return {"async": True}
+
+
+@job_handler("t.exit", retry=RetryPolicy(max_attempts=2, initial_interval_ms=100, max_interval_ms=100))
+def exit_process(job_id, data):
+    os._exit(1)
+
+
+@job_handler("t.killself", retry=RetryPolicy(max_attempts=2, initial_interval_ms=100, max_interval_ms=100))
+def kill_self(job_id, data):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@job_handler("t.ledger", timeout_ms=60_000, retry=RetryPolicy(max_attempts=10, initial_interval_ms=100))
+def ledger(job_id, data):
+    """Records each execution on its own connection, so a test can check every job ran and how often."""
+    started = time.time()
+    seconds = float(data.get("seconds", 0))
+    if seconds:
+        time.sleep(seconds)
+    with psycopg.connect(os.environ["LEDGER_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO test_ledger (job_id, attempt, pid, started, finished) VALUES (%s, %s, %s, %s, %s)",
+            (job_id, current_job().attempt, os.getpid(), started, time.time()),
+        )
+    return None

@@ -1,0 +1,16 @@
+"""Entry point of worker subprocesses in tests: the test handlers plus `manage.py runjobworker`."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    import tests.support.handlers  # noqa: F401  (registers the test handlers)
+
+    call_command("runjobworker", *sys.argv[1:])
