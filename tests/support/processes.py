@@ -25,9 +25,14 @@ FAST_SETTINGS = {
 }
 
 
+def _host() -> str:
+    s = connection.settings_dict
+    return s["HOST"] or s["OPTIONS"].get("host", "")
+
+
 def test_database_url() -> str:
     s = connection.settings_dict
-    host = s["HOST"] or ""
+    host = _host()
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     if host.startswith("/"):
         return f"postgresql://{auth}@/{s['NAME']}?host={host}" + (f"&port={s['PORT']}" if s["PORT"] else "")
@@ -37,7 +42,9 @@ def test_database_url() -> str:
 def libpq_url() -> str:
     s = connection.settings_dict
     parts = [f"dbname={s['NAME']}", f"user={s['USER']}"]
-    for key, name in (("HOST", "host"), ("PORT", "port"), ("PASSWORD", "password")):
+    if _host():
+        parts.append(f"host={_host()}")
+    for key, name in (("PORT", "port"), ("PASSWORD", "password")):
         if s[key]:
             parts.append(f"{name}={s[key]}")
     return " ".join(parts)
