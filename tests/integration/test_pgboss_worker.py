@@ -321,3 +321,27 @@ def test_missed_ticks_fire_once_on_restart(runner, start_worker, tenant):
     time.sleep(1)
     assert ScheduleRun.objects.filter(schedule_id=sched.job_id).count() == 1
     assert Schedule.objects.get(pk=sched.job_id).next_run_at > datetime.now(UTC) - timedelta(seconds=1)
+
+
+def test_burst_drains_and_exits(runner, start_worker, tenant):
+    jobs = runner.schedule_jobs("t.noop", [{}] * 50, tenant_id=tenant)
+    worker = start_worker("--burst", "--no-scheduler", wait=False)
+    assert worker.wait(30) == 0
+    assert all(job(r.job_id).status == "completed" for r in jobs)
+
+
+def test_jobs_option_serves_a_subset(runner, start_worker, tenant):
+    echo = runner.schedule_job("t.echo", {"v": 1}, tenant_id=tenant)
+    other = runner.schedule_job("t.noop", {}, tenant_id=tenant)
+    start_worker("--jobs", "t.echo")
+    wait_for(lambda: finished(echo.job_id), message="the served job")
+    time.sleep(0.5)
+    assert job(other.job_id).status == "queued"
+
+
+def test_unknown_job_name_option_is_refused():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as err:
+        call_command("runjobworker", "--jobs", "t.noop,missing")
+    assert str(err.value) == "No handler registered for job: missing"
