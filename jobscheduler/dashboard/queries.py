@@ -7,6 +7,7 @@ and extracts only the few metadata keys it shows (`metadata ->> 'attempts'` and 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import (
     Case,
@@ -40,25 +41,31 @@ def _meta_time(key: str) -> Cast:
     return Cast(KeyTextTransform(key, "metadata"), DateTimeField())
 
 
+DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+
+
+def history_annotations() -> dict[str, Any]:
+    """Started, finished, attempts, progress and error extracted from `metadata` in SQL (never the whole column)."""
+    return {
+        "started_at": _meta_time("startedAt"),
+        "finished_at": Case(
+            When(status__in=FINAL_STATUSES, then=_meta_time("completedAt")), output_field=DateTimeField()
+        ),
+        "attempts": Cast(KeyTextTransform("attempts", "metadata"), IntegerField()),
+        "progress": Cast(KeyTextTransform("progress", "metadata"), FloatField()),
+        "error": KeyTextTransform("error", "metadata"),
+    }
+
+
 def history(tenant: uuid.UUID | None) -> QuerySet[Job]:
-    """The tenant's jobs for the table: plain columns plus started, finished, duration, attempts, progress, error."""
+    """The tenant's jobs for the table: plain columns plus the extracted keys and the duration."""
     if tenant is None:
         return Job.objects.none()
     return (
         Job.objects.for_tenant(tenant)
         .only(*LIST_COLUMNS)
-        .annotate(
-            started_at=_meta_time("startedAt"),
-            finished_at=Case(
-                When(status__in=FINAL_STATUSES, then=_meta_time("completedAt")), output_field=DateTimeField()
-            ),
-            attempts=Cast(KeyTextTransform("attempts", "metadata"), IntegerField()),
-            progress=Cast(KeyTextTransform("progress", "metadata"), FloatField()),
-            error=KeyTextTransform("error", "metadata"),
-        )
-        .annotate(
-            duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-        )
+        .annotate(**history_annotations())
+        .annotate(duration=DURATION)
         .order_by("-created_at")
     )
 
