@@ -1,0 +1,660 @@
+"""TemporalJobRunner: every job is a GenericJobWorkflow; the same `jobs`/`job_details` rows record it.
+
+Sync methods run the async Temporal client on a private event-loop thread owned by the runner (started on first
+use, stopped by `close()`), so Django views and commands need no event loop; the `a`-prefixed twins await the
+same calls natively. Database work always runs in the caller's thread (sync) or through `sync_to_async`.
+
+A job's row is written (status `pending`) and committed before its workflow starts, so an activity never looks
+for a row that is not there yet. Called inside `transaction.atomic()`, the start waits for the commit
+(`on_commit`), so a rolled-back transaction starts nothing. If Temporal refuses the start, the row is marked
+`failed` (error type RunnerUnavailable) and RunnerUnavailable is raised: a job never stays pending forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
+from django.utils import timezone as dj_timezone
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    WorkflowExecutionStatus,
+)
+from temporalio.client import Schedule as TemporalSchedule
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from .. import tracking, validation
+from ..conf import env_setting, setting
+from ..exceptions import InvalidSchedule, RunnerUnavailable
+from ..models import LIVE_STATUSES, Job, JobStatus, Schedule
+from ..registry import JobHandlerRegistry
+from ..temporal import records
+from ..temporal.client import connect_client
+from ..temporal.inputs import SIGNAL_CANCEL, WORKFLOW_NAME, FinalizeInput, JobInput, RetrySpec
+from ..temporal.loop import EventLoopThread
+from .base import JobRunner, JobStatusInfo, ScheduleJobResult, parse_uuid, status_from_record
+
+logger = logging.getLogger("jobscheduler.runners")
+
+T = TypeVar("T")
+
+RUNNER_TYPE = records.RUNNER_TYPE
+_CLOSED_FAILURES = {
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed out",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued as new",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _JobPlan:
+    """A validated job, ready to record and start."""
+
+    new_job: tracking.NewJob
+    workflow_id: str
+    job_input: JobInput
+    singleton_key: str | None
+    start_delay: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """What the start call gave: a run, the job already holding the singleton, or an error."""
+
+    run_id: str | None = None
+    existing_job_id: str | None = None
+    error: BaseException | None = None
+
+
+class TemporalJobRunner(JobRunner):
+    runner_type = RUNNER_TYPE
+
+    #: Heartbeat timeout of every attempt: a worker silent this long is dead and the attempt is retried.
+    #: Cancellation reaches a running handler within about 0.8x this (Temporal delivers it on a heartbeat).
+    heartbeat_timeout_ms = 10_000
+    #: Upper bound of one Temporal call made for a sync method.
+    rpc_timeout_seconds = 30.0
+    #: After a failed connect to an address, `connect()` fails fast for this long instead of retrying.
+    reconnect_cooldown_seconds = 10.0
+    #: Ticks a schedule missed (server or workers down) are still run when at most this late.
+    schedule_catchup_window = timedelta(minutes=1)
+
+    _failed_connects: dict[str, float] = {}
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        namespace: str | None = None,
+        task_queue: str | None = None,
+        heartbeat_timeout_ms: int | None = None,
+    ) -> None:
+        self.address = address or env_setting("TEMPORAL_ADDRESS")
+        self.namespace = namespace or env_setting("TEMPORAL_NAMESPACE")
+        self.task_queue = task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE")
+        if heartbeat_timeout_ms is not None:
+            self.heartbeat_timeout_ms = heartbeat_timeout_ms
+        self._loop = EventLoopThread("jobscheduler-temporal")
+        self._client: Awaitable[Client] | None = None
+
+    # -- connection ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, **options: Any) -> TemporalJobRunner:
+        """A runner whose client is connected; RunnerUnavailable within TEMPORAL_CONNECT_TIMEOUT_SECONDS."""
+        runner = cls(**options)
+        failed_at = cls._failed_connects.get(runner.address)
+        if failed_at is not None and time.monotonic() - failed_at < cls.reconnect_cooldown_seconds:
+            raise RunnerUnavailable(
+                f"Temporal at {runner.address} was unreachable {time.monotonic() - failed_at:.1f}s ago; "
+                f"not retrying for {cls.reconnect_cooldown_seconds:g}s"
+            )
+        try:
+            runner._rpc(runner._client_ready())
+        except RunnerUnavailable:
+            cls._failed_connects[runner.address] = time.monotonic()
+            runner.close()
+            raise
+        cls._failed_connects.pop(runner.address, None)
+        return runner
+
+    def close(self) -> None:
+        """Stop the runner's loop thread (and with it the client's connections)."""
+        self._client = None
+        self._loop.close()
+
+    async def _client_ready(self) -> Client:
+        """The one client of this runner, connected on first use on the loop thread (a failure is not kept)."""
+        if self._client is None:
+            self._client = asyncio.ensure_future(
+                connect_client(self.address, self.namespace, setting("TEMPORAL_CONNECT_TIMEOUT_SECONDS"))
+            )
+        pending = self._client
+        try:
+            return await asyncio.shield(pending)
+        except RunnerUnavailable:
+            if self._client is pending:
+                self._client = None
+            raise
+
+    def _rpc(self, coro: Awaitable[T]) -> T:
+        try:
+            return self._loop.run(coro, self.rpc_timeout_seconds)
+        except TimeoutError as exc:
+            raise RunnerUnavailable(f"Temporal at {self.address} did not answer: {exc}") from exc
+
+    async def _arpc(self, coro: Awaitable[T]) -> T:
+        return await self._loop.arun(coro)
+
+    def is_healthy(self) -> bool:
+        try:
+            return self._rpc(self._check_health())
+        except Exception:
+            return False
+
+    async def ais_healthy(self) -> bool:
+        try:
+            return await self._arpc(self._check_health())
+        except Exception:
+            return False
+
+    async def _check_health(self) -> bool:
+        client = await self._client_ready()
+        return await client.service_client.check_health(timeout=timedelta(seconds=5))
+
+    # -- one-off jobs -------------------------------------------------------------------------------------------
+
+    def schedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
+        return self._submit(self._plan(job_name, data, **options))
+
+    async def aschedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
+        return await self._asubmit(self._plan(job_name, data, **options))
+
+    def schedule_job_at(
+        self, job_name: str, data: dict[str, Any], run_at: datetime, **options: Any
+    ) -> ScheduleJobResult:
+        return self._submit(self._plan(job_name, data, run_at=validation.check_run_at(run_at), **options))
+
+    async def aschedule_job_at(
+        self, job_name: str, data: dict[str, Any], run_at: datetime, **options: Any
+    ) -> ScheduleJobResult:
+        return await self._asubmit(
+            self._plan(job_name, data, run_at=validation.check_run_at(run_at), **options)
+        )
+
+    def _plan(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+        run_at: datetime | None = None,
+        schedule_id: uuid.UUID | None = None,
+    ) -> _JobPlan:
+        """Validate everything (nothing is written yet) and decide the job's ids."""
+        spec = JobHandlerRegistry.get(job_name)
+        data_json = validation.encode_data(data)
+        tenant = validation.resolve_tenant(tenant_id, data)
+        user = validation.resolve_user(user_id)
+        key = validation.check_singleton_key(singleton_key)
+        extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms}
+        job_id = uuid.uuid4()
+        meta_json = tracking.build_metadata(
+            data_json,
+            extra=extra,
+            max_attempts=spec.retry.max_attempts,
+            priority=validation.check_priority(priority),
+            singleton_key=key,
+            schedule_id=schedule_id,
+        )
+        delay = None
+        if run_at is not None:
+            delay = max(run_at - dj_timezone.now(), timedelta(0)) or None
+        return _JobPlan(
+            new_job=tracking.NewJob(tenant, job_id, job_name, meta_json, user),
+            workflow_id=f"job-{tenant}-singleton-{key}" if key else f"job-{job_id}",
+            job_input=self._job_input(job_name, tenant, user, job_id=job_id),
+            singleton_key=key,
+            start_delay=delay,
+        )
+
+    def _job_input(self, job_name: str, tenant: uuid.UUID, user: uuid.UUID, **fields: Any) -> JobInput:
+        spec = JobHandlerRegistry.get(job_name)
+        job_id = fields.pop("job_id", None)
+        return JobInput(
+            job_name=job_name,
+            tenant=str(tenant),
+            job_id=str(job_id) if job_id else None,
+            user_id=str(user),
+            retry=RetrySpec(
+                max_attempts=spec.retry.max_attempts,
+                backoff_coefficient=spec.retry.backoff_coefficient,
+                initial_interval_ms=spec.retry.initial_interval_ms,
+                max_interval_ms=spec.retry.max_interval_ms,
+                non_retryable_errors=list(spec.retry.non_retryable_errors),
+            ),
+            timeout_ms=spec.timeout_ms,
+            heartbeat_timeout_ms=self.heartbeat_timeout_ms,
+            **fields,
+        )
+
+    def _submit(self, plan: _JobPlan) -> ScheduleJobResult:
+        done = self._record_created(plan)
+        if done is not None:
+            return done
+        return self._record_start(plan, self._rpc(self._start(plan)))
+
+    async def _asubmit(self, plan: _JobPlan) -> ScheduleJobResult:
+        done = await sync_to_async(self._record_created)(plan)
+        if done is not None:
+            return done
+        started = await self._arpc(self._start(plan))
+        return await sync_to_async(self._record_start)(plan, started)
+
+    def _record_created(self, plan: _JobPlan) -> ScheduleJobResult | None:
+        """Write the pending row; a result when there is nothing left to do now (singleton held, or the start
+        waits for the caller's transaction to commit)."""
+        job = plan.new_job
+        if plan.singleton_key:
+            holder = (
+                Job.objects.filter(tenant=job.tenant, runner_type=RUNNER_TYPE, status__in=LIVE_STATUSES)
+                .filter(metadata__singletonKey=plan.singleton_key)
+                .only("job_id", "external_id")
+                .first()
+            )
+            if holder is not None:
+                return ScheduleJobResult(job_id=str(holder.job_id), external_id=holder.external_id)
+        tracking.record_created([job], status=JobStatus.PENDING, runner_type=RUNNER_TYPE)
+        if connection.in_atomic_block:
+            transaction.on_commit(lambda: self._start_after_commit(plan))
+            return ScheduleJobResult(job_id=str(job.job_id), external_id=plan.workflow_id)
+        return None
+
+    def _start_after_commit(self, plan: _JobPlan) -> None:
+        try:
+            self._record_start(plan, self._rpc(self._start(plan)))
+        except RunnerUnavailable:
+            logger.exception("Job %s could not be started after commit", plan.new_job.job_id)
+
+    async def _start(self, plan: _JobPlan) -> _Started:
+        job = plan.new_job
+        try:
+            client = await self._client_ready()
+            handle = await client.start_workflow(
+                WORKFLOW_NAME,
+                plan.job_input,
+                id=plan.workflow_id,
+                task_queue=self.task_queue,
+                # One workflow per id while it runs (a second singleton start fails and returns the holder);
+                # an id whose workflow has closed may be used again by the next singleton job.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                start_delay=plan.start_delay,
+                memo={"jobId": str(job.job_id), "tenant": str(job.tenant), "jobName": job.type},
+                rpc_timeout=timedelta(seconds=self.rpc_timeout_seconds),
+            )
+            return _Started(run_id=handle.result_run_id)
+        except WorkflowAlreadyStartedError:
+            try:
+                desc = await client.get_workflow_handle(plan.workflow_id).describe()
+                return _Started(existing_job_id=await desc.memo_value("jobId", None))
+            except RPCError as exc:
+                return _Started(error=exc)
+        except (RPCError, RunnerUnavailable) as exc:
+            return _Started(error=exc)
+
+    def _record_start(self, plan: _JobPlan, started: _Started) -> ScheduleJobResult:
+        job = plan.new_job
+        if started.error is not None:
+            error = f"Temporal refused to start the job at {self.address}: {started.error}"
+            tracking.record_finished(
+                [
+                    tracking.Outcome(
+                        tenant=job.tenant,
+                        job_id=job.job_id,
+                        attempt=0,
+                        outcome=tracking.FAILED,
+                        error=error,
+                        error_type=RunnerUnavailable.__name__,
+                    )
+                ]
+            )
+            raise RunnerUnavailable(error) from started.error
+        if started.run_id is None:
+            reason = f"Duplicate of singleton job {started.existing_job_id} (key {plan.singleton_key!r})"
+            tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=reason)
+            return ScheduleJobResult(job_id=str(started.existing_job_id), external_id=plan.workflow_id)
+        tracking.record_queued(
+            job.tenant, job.job_id, external_id=plan.workflow_id, external_run_id=started.run_id
+        )
+        return ScheduleJobResult(job_id=str(job.job_id), external_id=plan.workflow_id)
+
+    # -- status and cancellation ------------------------------------------------------------------------------
+
+    def get_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+        job = _load_job(job_id, tenant_id)
+        if job is None:
+            return None
+        if _is_live_temporal(job):
+            closed = self._rpc(self._closed_status(job.external_id))
+            job = _reconcile(job, closed)
+        return status_from_record(job)
+
+    async def aget_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+        job = await sync_to_async(_load_job)(job_id, tenant_id)
+        if job is None:
+            return None
+        if _is_live_temporal(job):
+            closed = await self._arpc(self._closed_status(job.external_id))
+            job = await sync_to_async(_reconcile)(job, closed)
+        return status_from_record(job)
+
+    async def _closed_status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
+        """The workflow's status when it has closed (the record may then be stale); None while it runs."""
+        client = await self._client_ready()
+        try:
+            desc = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return None if desc.status == WorkflowExecutionStatus.RUNNING else desc.status
+
+    def cancel_job(
+        self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> bool:
+        """Cancel a job (its workflow gets the `cancelJob` signal) or delete a recurring schedule by its id."""
+        target = _cancel_target(job_id, tenant_id)
+        if isinstance(target, Schedule):
+            self._rpc(self._delete_schedule(target.external_id))
+            target.delete()
+            return True
+        if target is None:
+            return False
+        _cancel_unstarted(target, reason)
+        self._rpc(self._signal_cancel(target.external_id, reason, cancelled_by))
+        return True
+
+    async def acancel_job(
+        self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> bool:
+        target = await sync_to_async(_cancel_target)(job_id, tenant_id)
+        if isinstance(target, Schedule):
+            await self._arpc(self._delete_schedule(target.external_id))
+            await target.adelete()
+            return True
+        if target is None:
+            return False
+        await sync_to_async(_cancel_unstarted)(target, reason)
+        await self._arpc(self._signal_cancel(target.external_id, reason, cancelled_by))
+        return True
+
+    async def _signal_cancel(
+        self, workflow_id: str | None, reason: str | None, cancelled_by: str | None
+    ) -> None:
+        if not workflow_id:
+            return
+        client = await self._client_ready()
+        try:
+            await client.get_workflow_handle(workflow_id).signal(
+                SIGNAL_CANCEL, {"reason": reason or "Cancelled by request", "cancelledBy": cancelled_by}
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the workflow already closed
+                raise
+
+    # -- recurring jobs -----------------------------------------------------------------------------------------
+
+    def schedule_recurring_job(
+        self, job_name: str, data: dict[str, Any], cron: str | timedelta, **options: Any
+    ) -> ScheduleJobResult:
+        plan = self._plan_schedule(job_name, data, cron, **options)
+        existing = _schedule_row(plan)
+        next_run = self._rpc(self._upsert_schedule(plan, existing))
+        return _save_schedule_row(plan, existing, next_run)
+
+    async def aschedule_recurring_job(
+        self, job_name: str, data: dict[str, Any], cron: str | timedelta, **options: Any
+    ) -> ScheduleJobResult:
+        plan = self._plan_schedule(job_name, data, cron, **options)
+        existing = await sync_to_async(_schedule_row)(plan)
+        next_run = await self._arpc(self._upsert_schedule(plan, existing))
+        return await sync_to_async(_save_schedule_row)(plan, existing, next_run)
+
+    def _plan_schedule(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        cron: str | timedelta,
+        *,
+        timezone: str = "UTC",
+        schedule_key: str | None = None,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> _SchedulePlan:
+        JobHandlerRegistry.get(job_name)
+        validation.encode_data(data)
+        tenant = validation.resolve_tenant(tenant_id, data)
+        user = validation.resolve_user(user_id)
+        when = validation.check_cron(cron)
+        validation.check_timezone(timezone)
+        extra = validation.encode_metadata(metadata)
+        key = schedule_key if schedule_key is not None else f"{job_name}:{tenant}"
+        if not isinstance(key, str) or not key or len(key) > 200:
+            raise InvalidSchedule(
+                f"schedule_key must be a non-empty string of at most 200 characters: {key!r}"
+            )
+        return _SchedulePlan(
+            key=key,
+            tenant=tenant,
+            user=user,
+            job_name=job_name,
+            data=data,
+            when=when,
+            timezone=timezone,
+            metadata=extra,
+            temporal_id=f"jobschedule:{tenant}:{key}",
+        )
+
+    async def _upsert_schedule(self, plan: _SchedulePlan, existing: Schedule | None) -> datetime | None:
+        """Create the Temporal Schedule, or replace its spec and payload when one has this id already."""
+        client = await self._client_ready()
+        schedule_id = existing.id if existing else plan.new_id
+        job_input = self._job_input(
+            plan.job_name,
+            plan.tenant,
+            plan.user,
+            data=plan.data,
+            metadata=plan.metadata or None,
+            schedule_id=str(schedule_id),
+        )
+        if isinstance(plan.when, timedelta):
+            spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=plan.when)])
+        else:
+            spec = ScheduleSpec(cron_expressions=[plan.when], time_zone_name=plan.timezone)
+        schedule = TemporalSchedule(
+            action=ScheduleActionStartWorkflow(
+                WORKFLOW_NAME, job_input, id=f"{plan.temporal_id}:run", task_queue=self.task_queue
+            ),
+            spec=spec,
+            # Like the pgboss cron: every tick runs, even while an earlier run is still going.
+            policy=SchedulePolicy(
+                overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=self.schedule_catchup_window
+            ),
+            state=ScheduleState(paused=bool(existing and existing.paused)),
+        )
+        handle = client.get_schedule_handle(plan.temporal_id)
+        try:
+            await client.create_schedule(plan.temporal_id, schedule)
+        except ScheduleAlreadyRunningError:
+            await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        desc = await handle.describe()
+        return desc.info.next_action_times[0] if desc.info.next_action_times else None
+
+    async def _delete_schedule(self, temporal_id: str | None) -> None:
+        if not temporal_id:
+            return
+        client = await self._client_ready()
+        try:
+            await client.get_schedule_handle(temporal_id).delete()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
+        schedule = _temporal_schedule(schedule_id, tenant_id)
+        if schedule is None:
+            return False
+        self._rpc(self._pause(schedule.external_id, paused))
+        Schedule.objects.filter(pk=schedule.pk).update(paused=paused, updated_at=dj_timezone.now())
+        return True
+
+    async def _pause(self, temporal_id: str, paused: bool) -> None:
+        client = await self._client_ready()
+        handle = client.get_schedule_handle(temporal_id)
+        if paused:
+            await handle.pause(note="Paused through django-jobscheduler")
+        else:
+            await handle.unpause(note="Resumed through django-jobscheduler")
+
+    def trigger_schedule(self, schedule_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
+        """Run the schedule's job now as a job of its own (linked to the schedule), outside its spec."""
+        schedule = _temporal_schedule(schedule_id, tenant_id)
+        if schedule is None:
+            return None
+        result = self.schedule_job(
+            schedule.job_name,
+            schedule.data,
+            tenant_id=schedule.tenant,
+            user_id=schedule.user_id,
+            schedule_id=schedule.id,
+        )
+        Schedule.objects.filter(pk=schedule.pk).update(
+            last_run_at=dj_timezone.now(), last_job_id=result.job_id, updated_at=dj_timezone.now()
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _SchedulePlan:
+    key: str
+    tenant: uuid.UUID
+    user: uuid.UUID
+    job_name: str
+    data: dict[str, Any]
+    when: str | timedelta
+    timezone: str
+    metadata: dict[str, Any]
+    temporal_id: str
+
+    @property
+    def new_id(self) -> uuid.UUID:
+        """A fresh schedule row id, stable for this plan (derived from the Temporal id)."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, self.temporal_id)
+
+
+def _schedule_row(plan: _SchedulePlan) -> Schedule | None:
+    return Schedule.objects.filter(tenant=plan.tenant, key=plan.key).first()
+
+
+def _save_schedule_row(
+    plan: _SchedulePlan, existing: Schedule | None, next_run: datetime | None
+) -> ScheduleJobResult:
+    """Mirror the Temporal Schedule into the schedules table, so the dashboard lists it with pgboss's."""
+    fields = {
+        "job_name": plan.job_name,
+        "data": plan.data,
+        "cron": plan.when if isinstance(plan.when, str) else "",
+        "interval_seconds": plan.when.total_seconds() if isinstance(plan.when, timedelta) else None,
+        "timezone": plan.timezone,
+        "user_id": plan.user,
+        "runner_type": RUNNER_TYPE,
+        "external_id": plan.temporal_id,
+        "next_run_at": next_run,
+    }
+    row, _ = Schedule.objects.update_or_create(
+        tenant=plan.tenant, key=plan.key, defaults=fields, create_defaults={**fields, "id": plan.new_id}
+    )
+    return ScheduleJobResult(job_id=str(row.id), external_id=plan.temporal_id)
+
+
+def _temporal_schedule(schedule_id: Any, tenant_id: Any) -> Schedule | None:
+    sid, tenant = parse_uuid(schedule_id), parse_uuid(tenant_id)
+    if sid is None or tenant is None:
+        return None
+    return Schedule.objects.filter(id=sid, tenant=tenant, runner_type=RUNNER_TYPE).first()
+
+
+def _load_job(job_id: Any, tenant_id: Any) -> Job | None:
+    jid, tenant = parse_uuid(job_id), parse_uuid(tenant_id)
+    if jid is None or tenant is None:
+        return None
+    return Job.objects.filter(tenant=tenant, job_id=jid).first()
+
+
+def _is_live_temporal(job: Job) -> bool:
+    return job.runner_type == RUNNER_TYPE and job.status in LIVE_STATUSES and bool(job.external_id)
+
+
+def _reconcile(job: Job, closed: WorkflowExecutionStatus | None) -> Job:
+    """The record after its workflow closed without recording the end (terminated, timed out): fixed now."""
+    if closed is None:
+        return job
+    job.refresh_from_db()
+    if job.status not in LIVE_STATUSES:
+        return job
+    if closed == WorkflowExecutionStatus.CANCELED:
+        req = FinalizeInput(str(job.job_id), str(job.tenant), tracking.CANCELLED, "Workflow cancelled")
+    elif closed in _CLOSED_FAILURES:
+        error = f"The job's workflow {_CLOSED_FAILURES[closed]} before recording its end"
+        req = FinalizeInput(str(job.job_id), str(job.tenant), tracking.FAILED, error, "WorkflowClosed")
+    else:
+        return job
+    records.finalize(req)
+    job.refresh_from_db()
+    return job
+
+
+def _cancel_target(job_id: Any, tenant_id: Any) -> Job | Schedule | None:
+    """The schedule with this id, or the live Temporal job; None when there is nothing to cancel."""
+    schedule = _temporal_schedule(job_id, tenant_id)
+    if schedule is not None:
+        return schedule
+    job = _load_job(job_id, tenant_id)
+    if job is None or job.runner_type != RUNNER_TYPE or job.status not in LIVE_STATUSES:
+        return None
+    return job
+
+
+def _cancel_unstarted(job: Job, reason: str | None) -> None:
+    """A job no attempt has started yet is cancelled in the record at once (its workflow then skips it)."""
+    if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+        records.finalize(
+            FinalizeInput(
+                str(job.job_id), str(job.tenant), tracking.CANCELLED, reason or "Cancelled by request"
+            )
+        )

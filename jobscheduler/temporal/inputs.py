@@ -1,0 +1,114 @@
+"""What the runner, the workflow and the activities hand each other: plain dataclasses, no Django, no I/O.
+
+The workflow sandbox imports this module, and recorded workflow histories hold these shapes, so a field is
+only ever added with a default (old histories must still replay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+
+WORKFLOW_NAME = "GenericJobWorkflow"
+SIGNAL_CANCEL = "cancelJob"
+SIGNAL_PROGRESS = "updateProgress"
+QUERY_STATE = "getJobState"
+
+ACTIVITY_CREATE = "jobscheduler.create_scheduled_job"
+ACTIVITY_RUN = "jobscheduler.run_job"
+ACTIVITY_FINALIZE = "jobscheduler.finalize_job"
+
+#: Added to a handler's `timeout_ms` to make Temporal's start_to_close_timeout. The activity enforces
+#: `timeout_ms` itself so it can record the timeout; Temporal's timeout is the backstop for a stuck worker.
+TIMEOUT_GRACE_MS = 5_000
+
+#: How long bookkeeping activities (create the record, finalize it) may take per attempt.
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+
+
+@dataclass
+class RetrySpec:
+    """A handler's RetryPolicy as it travels in workflow history (kept separate from the registry's class so
+    changing that class never breaks replay)."""
+
+    max_attempts: int = 3
+    backoff_coefficient: float = 2.0
+    initial_interval_ms: int = 1000
+    max_interval_ms: int = 60000
+    non_retryable_errors: list[str] = field(default_factory=list)
+
+    def to_temporal(self) -> TemporalRetryPolicy:
+        """The exact Temporal equivalent (Temporal needs a positive initial interval, so 0 ms becomes 1 ms)."""
+        return TemporalRetryPolicy(
+            maximum_attempts=self.max_attempts,
+            backoff_coefficient=self.backoff_coefficient,
+            initial_interval=timedelta(milliseconds=max(self.initial_interval_ms, 1)),
+            maximum_interval=timedelta(milliseconds=max(self.max_interval_ms, self.initial_interval_ms, 1)),
+            non_retryable_error_types=list(self.non_retryable_errors),
+        )
+
+    def delay_ms(self, attempt: int) -> float:
+        """Temporal's wait after a failed `attempt` (1-based): initial * coefficient^(attempt-1), capped."""
+        interval = max(self.initial_interval_ms, 1) * self.backoff_coefficient ** (attempt - 1)
+        return min(interval, max(self.max_interval_ms, self.initial_interval_ms, 1))
+
+
+@dataclass
+class JobInput:
+    """The workflow's argument. `job_id` is None when a Temporal Schedule started the workflow: the workflow
+    then creates the run's own `jobs` row from `data`/`metadata` first."""
+
+    job_name: str
+    tenant: str
+    job_id: str | None = None
+    user_id: str | None = None
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    schedule_id: str | None = None
+    retry: RetrySpec = field(default_factory=RetrySpec)
+    timeout_ms: int = 300_000
+    heartbeat_timeout_ms: int = 10_000
+
+    def start_to_close(self) -> timedelta:
+        return timedelta(milliseconds=self.timeout_ms + TIMEOUT_GRACE_MS)
+
+
+@dataclass
+class CreateInput:
+    """Create the `jobs` row of one run of a schedule."""
+
+    job_id: str
+    tenant: str
+    job_name: str
+    user_id: str | None
+    data: dict[str, Any]
+    metadata: dict[str, Any] | None
+    schedule_id: str | None
+    max_attempts: int
+    scheduled_at: str
+
+
+@dataclass
+class AttemptInput:
+    """Run one attempt of the handler."""
+
+    job_id: str
+    tenant: str
+    job_name: str
+    retry: RetrySpec
+    timeout_ms: int
+    heartbeat_timeout_ms: int
+
+
+@dataclass
+class FinalizeInput:
+    """Record how a job ended when no attempt could record it (lost worker, cancelled before it ran)."""
+
+    job_id: str
+    tenant: str
+    outcome: str
+    error: str | None = None
+    error_type: str | None = None

@@ -1,0 +1,117 @@
+"""The monitoring-record side of an attempt, as the activities need it: sync Django code, run in a thread.
+
+Every write goes through `jobscheduler.tracking`. Each function locks the `jobs` row first so a late or repeated
+activity (Temporal delivers at least once) cannot record over a newer state.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import tracking
+from ..models import FINAL_STATUSES, Job, JobStatus, Schedule, ScheduleRun
+from .inputs import CreateInput, FinalizeInput
+
+RUNNER_TYPE = "temporal"
+
+
+def _locked_job(tenant: str, job_id: str) -> Job | None:
+    return Job.objects.select_for_update().filter(tenant=tenant, job_id=job_id).first()
+
+
+def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> None:
+    """The `jobs` row of one run of a Temporal Schedule, linked to its schedule (once, however often retried)."""
+    tenant, job_id = uuid.UUID(req.tenant), uuid.UUID(req.job_id)
+    schedule_id = uuid.UUID(req.schedule_id) if req.schedule_id else None
+    with transaction.atomic():
+        if Job.objects.filter(tenant=tenant, job_id=job_id).exists():
+            return
+        metadata = tracking.build_metadata(
+            json.dumps(req.data, separators=(",", ":")),
+            extra=req.metadata,
+            max_attempts=req.max_attempts,
+            schedule_id=schedule_id,
+        )
+        user_id = uuid.UUID(req.user_id) if req.user_id else uuid.UUID(int=0)
+        tracking.record_created(
+            [tracking.NewJob(tenant, job_id, req.job_name, metadata, user_id)],
+            status=JobStatus.PENDING,
+            runner_type=RUNNER_TYPE,
+        )
+        tracking.record_queued(tenant, job_id, external_id=workflow_id, external_run_id=run_id)
+        if schedule_id is None:
+            return
+        schedule = Schedule.objects.filter(id=schedule_id, tenant=tenant).first()
+        if schedule is None:
+            return
+        tick = datetime.fromisoformat(req.scheduled_at)
+        ScheduleRun.objects.get_or_create(schedule=schedule, tick=tick, defaults={"job_id": job_id})
+        Schedule.objects.filter(pk=schedule.pk).update(last_run_at=tick, last_job_id=job_id)
+
+
+def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dict[str, Any] | None:
+    """Record `execution_started` and return the payload; None when the job is gone or already final.
+
+    When the previous attempt started but never recorded its end, its worker died or Temporal timed it out:
+    that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`.
+    """
+    with transaction.atomic():
+        job = _locked_job(tenant, job_id)
+        if job is None or job.status in FINAL_STATUSES:
+            return None
+        if attempt > 1 and job.status == JobStatus.PROCESSING and job.meta.get("attempts") == attempt - 1:
+            tracking.record_finished(
+                [
+                    tracking.Outcome(
+                        tenant=job.tenant,
+                        job_id=job.job_id,
+                        attempt=attempt - 1,
+                        outcome=tracking.RETRY,
+                        error=f"Attempt {attempt - 1} was lost: its worker stopped or it timed out",
+                        error_type="AttemptLost",
+                        next_at=timezone.now(),
+                    )
+                ]
+            )
+        tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
+        data = job.meta.get("data")
+        return data if isinstance(data, dict) else {}
+
+
+def end_attempt(outcome: tracking.Outcome) -> bool:
+    """Record how an attempt ended, unless a newer attempt or a final state already superseded it."""
+    with transaction.atomic():
+        job = _locked_job(str(outcome.tenant), str(outcome.job_id))
+        if job is None or job.status in FINAL_STATUSES or job.meta.get("attempts") != outcome.attempt:
+            return False
+        return tracking.record_finished([outcome]) > 0
+
+
+def finalize(req: FinalizeInput) -> bool:
+    """End a job nobody recorded the end of (lost last attempt, cancelled before running); else nothing."""
+    with transaction.atomic():
+        job = _locked_job(req.tenant, req.job_id)
+        if job is None or job.status in FINAL_STATUSES:
+            return False
+        if req.outcome == tracking.CANCELLED and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+            return tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error) > 0
+        attempts = int(job.meta.get("attempts") or 0)
+        outcome = tracking.Outcome(
+            tenant=job.tenant,
+            job_id=job.job_id,
+            attempt=max(attempts, 1),
+            outcome=req.outcome,
+            error=req.error,
+            error_type=req.error_type,
+        )
+        return tracking.record_finished([outcome]) > 0
+
+
+def next_attempt_at(delay_ms: float) -> datetime:
+    return timezone.now() + timedelta(milliseconds=delay_ms)

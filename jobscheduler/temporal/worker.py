@@ -1,0 +1,96 @@
+"""The Temporal worker: GenericJobWorkflow and its activities on TEMPORAL_JOB_TASK_QUEUE.
+
+`run_temporal_worker` is what `runjobworker --backend temporal` calls: it blocks until SIGTERM/SIGINT, then
+stops polling, lets running attempts finish for `shutdown_timeout` seconds (Temporal then cancels them and
+retries them elsewhere), and closes its database connections. `running_worker` is the same worker as an async
+context manager, for embedding and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TextIO
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from ..conf import env_setting
+from ..exceptions import RunnerUnavailable
+from ..registry import JobHandlerRegistry
+from .activities import JobActivities
+from .client import connect_client
+from .workflow import GenericJobWorkflow
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    *,
+    concurrency: int,
+    shutdown_timeout: float,
+    task_queue: str | None = None,
+    worker_id: str | None = None,
+) -> AsyncIterator[Worker]:
+    """A started worker; leaving the block shuts it down gracefully and closes its connections."""
+    activities = JobActivities(
+        concurrency=concurrency, worker_id=worker_id or f"temporal:{socket.gethostname()}:{os.getpid()}"
+    )
+    worker = Worker(
+        client,
+        task_queue=task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE"),
+        workflows=[GenericJobWorkflow],
+        activities=activities.all(),
+        max_concurrent_activities=concurrency,
+        graceful_shutdown_timeout=timedelta(seconds=shutdown_timeout),
+    )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await asyncio.to_thread(activities.close)
+
+
+def run_temporal_worker(
+    *, concurrency: int, job_names: list[str] | None, shutdown_timeout: float, stdout: TextIO
+) -> int:
+    """Run a worker until SIGTERM/SIGINT; the exit code is 0, or 1 when Temporal cannot be reached.
+
+    Temporal routes work by task queue, not by job name, so every worker on one queue must have every handler
+    registered; `job_names` is checked against the registry (JobHandlerNotFound) and reported. Give a pool of
+    workers with other handlers its own TEMPORAL_JOB_TASK_QUEUE.
+    """
+    names = job_names or JobHandlerRegistry.names()
+    for name in names:
+        JobHandlerRegistry.get(name)
+    try:
+        return asyncio.run(_serve(concurrency, names, shutdown_timeout, stdout))
+    except RunnerUnavailable as exc:
+        stdout.write(f"{exc}\n")
+        return 1
+
+
+async def _serve(concurrency: int, names: list[str], shutdown_timeout: float, stdout: TextIO) -> int:
+    client = await connect_client()
+    stop = asyncio.Event()
+    if threading.current_thread() is threading.main_thread():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    queue = env_setting("TEMPORAL_JOB_TASK_QUEUE")
+    async with running_worker(client, concurrency=concurrency, shutdown_timeout=shutdown_timeout):
+        stdout.write(
+            f"Temporal worker on {env_setting('TEMPORAL_ADDRESS')} queue {queue!r}, concurrency {concurrency}, "
+            f"jobs: {', '.join(names) or '(none registered)'}\n"
+        )
+        stdout.flush()
+        await stop.wait()
+        stdout.write(f"Shutting down (waiting up to {shutdown_timeout:g}s for running jobs)\n")
+        stdout.flush()
+    return 0
