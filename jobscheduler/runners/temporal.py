@@ -489,13 +489,13 @@ class TemporalJobRunner(JobRunner):
             plan.tenant,
             plan.user,
             data=plan.data,
-            metadata=plan.metadata or None,
+            metadata={**plan.metadata, "scheduleKey": plan.key},
             schedule_id=str(schedule_id),
         )
         if isinstance(plan.when, timedelta):
             spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=plan.when)])
         else:
-            spec = ScheduleSpec(cron_expressions=[plan.when], time_zone_name=plan.timezone)
+            spec = ScheduleSpec(cron_expressions=[temporal_cron(plan.when)], time_zone_name=plan.timezone)
         schedule = TemporalSchedule(
             action=ScheduleActionStartWorkflow(
                 WORKFLOW_NAME, job_input, id=f"{plan.temporal_id}:run", task_queue=self.task_queue
@@ -551,6 +551,7 @@ class TemporalJobRunner(JobRunner):
             schedule.data,
             tenant_id=schedule.tenant,
             user_id=schedule.user_id,
+            metadata={"scheduleKey": schedule.key, "triggeredManually": True},
             schedule_id=schedule.id,
         )
         Schedule.objects.filter(pk=schedule.pk).update(
@@ -575,6 +576,13 @@ class _SchedulePlan:
     def new_id(self) -> uuid.UUID:
         """A fresh schedule row id, stable for this plan (derived from the Temporal id)."""
         return uuid.uuid5(uuid.NAMESPACE_URL, self.temporal_id)
+
+
+def temporal_cron(spec: str) -> str:
+    """Our cron in Temporal's syntax: Temporal reads a 6th field as the year, ours is seconds first, so a
+    6-field expression becomes Temporal's 7-field form (seconds first, any year)."""
+    fields = spec.split()
+    return " ".join([*fields, "*"]) if len(fields) == 6 else spec
 
 
 def _schedule_row(plan: _SchedulePlan) -> Schedule | None:

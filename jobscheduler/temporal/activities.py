@@ -211,7 +211,7 @@ class JobActivities:
             if running.done():
                 return await self._failed(outcome, exc)
             ctx.mark_cancelled()  # our deadline passed while the handler still runs
-            timeout = JobTimeout(f"Job attempt exceeded its timeout of {outcome.req.timeout_ms} ms")
+            timeout = JobTimeout(f"Attempt exceeded its timeout of {outcome.req.timeout_ms} ms")
             return await self._failed(outcome, timeout)
         await self._db(records.end_attempt, outcome.completed(result))
         return _json_safe(result)

@@ -34,7 +34,7 @@ def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> 
             return
         metadata = tracking.build_metadata(
             json.dumps(req.data, separators=(",", ":")),
-            extra=req.metadata,
+            extra={**(req.metadata or {}), "tick": req.scheduled_at},
             max_attempts=req.max_attempts,
             schedule_id=schedule_id,
         )
