@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test test-fast lint format bench clean
+.PHONY: install run test test-fast lint format bench clean chromium
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,13 @@ run: $(STAMP)
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## The whole suite against a real PostgreSQL (embedded unless $DATABASE_URL) and a real Temporal dev server.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check --quiet .
 	JOBSCHEDULER_DATA_DIR=$${JOBSCHEDULER_DATA_DIR:-.testdata} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests (tests/dashboard/test_browser.py), installed only when missing.
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

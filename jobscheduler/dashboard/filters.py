@@ -39,7 +39,10 @@ class JobFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=_status_choices, method="filter_status", empty_label="Any")
     type = django_filters.CharFilter(field_name="type", label="Job type")
     runner = django_filters.ChoiceFilter(
-        field_name="runner_type", choices=[(k, k) for k in sorted(RUNNER_CLASSES)], empty_label="Any"
+        field_name="runner_type",
+        choices=[(k, k) for k in sorted(RUNNER_CLASSES)],
+        empty_label="Any",
+        label="Runner",
     )
     created_after = django_filters.DateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created from", widget=DateTimeLocalInput()
