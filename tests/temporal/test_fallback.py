@@ -1,0 +1,60 @@
+"""The factory with JOB_RUNNER_TYPE=temporal: a connected runner, or a bounded, visible fallback to pgboss."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.test import override_settings
+
+from jobscheduler.exceptions import RunnerUnavailable
+from jobscheduler.runners.factory import JobRunnerFactory
+from jobscheduler.runners.temporal import TemporalJobRunner
+
+from .conftest import free_port
+
+pytestmark = [pytest.mark.temporal, pytest.mark.django_db]
+
+
+def _settings(address, fallback):
+    return override_settings(
+        JOB_RUNNER_TYPE="temporal",
+        JOB_RUNNER_FALLBACK_TO_PGBOSS=fallback,
+        TEMPORAL_ADDRESS=address,
+        JOBSCHEDULER={"TEMPORAL_CONNECT_TIMEOUT_SECONDS": 1.0},
+    )
+
+
+def test_unreachable_temporal_without_fallback_raises_in_bounded_time():
+    address = f"127.0.0.1:{free_port()}"
+    with _settings(address, False):
+        started = time.monotonic()
+        with pytest.raises(RunnerUnavailable, match=f"Temporal is unreachable at {address}"):
+            JobRunnerFactory.get_instance()
+        assert time.monotonic() - started < 5
+        started = time.monotonic()
+        with pytest.raises(RunnerUnavailable, match="not retrying"):  # no tight reconnect loop
+            JobRunnerFactory.get_instance()
+        assert time.monotonic() - started < 0.5
+
+
+def test_unreachable_temporal_with_fallback_gives_a_flagged_pgboss_runner(caplog):
+    address = f"127.0.0.1:{free_port()}"
+    with _settings(address, True):
+        started = time.monotonic()
+        runner = JobRunnerFactory.get_instance()
+        assert time.monotonic() - started < 5
+    assert runner.runner_type == "pgboss"
+    assert runner.fallback_active is True
+    assert address in runner.fallback_reason
+    assert any(address in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_reachable_temporal_gives_the_temporal_runner(temporal_address):
+    with _settings(temporal_address, True):
+        runner = JobRunnerFactory.get_instance()
+    assert isinstance(runner, TemporalJobRunner)
+    assert runner.fallback_active is False and runner.is_healthy()
+    JobRunnerFactory.reset()  # closes the runner's loop thread
+    assert not any(t.name == "jobscheduler-temporal" and t.is_alive() for t in threading.enumerate())

@@ -1,0 +1,109 @@
+"""GenericJobWorkflow's signals and query, and the replay test that keeps its code deterministic."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from jobscheduler import current_job
+from jobscheduler.registry import JobHandlerRegistry
+from jobscheduler.temporal.inputs import QUERY_STATE, SIGNAL_CANCEL, SIGNAL_PROGRESS, WORKFLOW_NAME, JobInput
+from jobscheduler.temporal.workflow import GenericJobWorkflow
+
+from .conftest import steps, wait_for_status, wait_until
+
+pytestmark = [pytest.mark.temporal, pytest.mark.django_db(transaction=True)]
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def _client(runner):
+    return await runner._client_ready()
+
+
+def _call(runner, fn):
+    async def run():
+        return await fn(await runner._client_ready())
+
+    return runner._rpc(run())
+
+
+def test_signals_and_query(runner, job_name, tenant):
+    reported = threading.Event()
+
+    def handler(job_id, data):
+        job = current_job()
+        job.progress(30, "started")
+        reported.set()
+        while not job.is_cancelled:
+            threading.Event().wait(0.05)
+        job.raise_if_cancelled()
+
+    JobHandlerRegistry.register(job_name, handler)
+    result = runner.schedule_job(job_name, {"tenantId": str(tenant)})
+    wf = result.external_id
+    assert reported.wait(10)
+
+    def query():
+        return _call(runner, lambda c: c.get_workflow_handle(wf).query(QUERY_STATE))
+
+    state = wait_until(lambda: (s := query())["progress"] == 30 and s)
+    assert state["step"] == "running" and state["startedAt"] and state["completedAt"] is None
+    assert state["message"] == "started"
+    assert wait_for_status(result.job_id, "processing").meta["progress"] == 30
+
+    _call(
+        runner, lambda c: c.get_workflow_handle(wf).signal(SIGNAL_PROGRESS, {"progress": 55, "message": "op"})
+    )
+    assert wait_until(lambda: (s := query())["progress"] == 55 and s)["message"] == "op"
+
+    _call(
+        runner,
+        lambda c: c.get_workflow_handle(wf).signal(SIGNAL_CANCEL, {"reason": "ops", "cancelledBy": "me"}),
+    )
+    job = wait_for_status(result.job_id, "cancelled", timeout=10)
+    assert job.meta["cancelReason"]
+    final = _call(runner, lambda c: c.get_workflow_handle(wf).result())
+    assert final["status"] == "cancelled"
+    state = query()
+    assert state["step"] == "cancelled" and state["completedAt"]
+    assert steps(result.job_id)[-1] == ("execution_cancelled", "cancelled")
+
+
+def _scheduled_style_run(runner, job_name, tenant):
+    """A workflow started the way a Temporal Schedule starts one: no job id, the workflow creates the row."""
+    job_input = JobInput(job_name=job_name, tenant=str(tenant), data={"tenantId": str(tenant)}, metadata={})
+    wf_id = f"replay-{uuid.uuid4()}"
+    _call(
+        runner,
+        lambda c: c.start_workflow(WORKFLOW_NAME, job_input, id=wf_id, task_queue=runner.task_queue),
+    )
+    result = _call(runner, lambda c: c.get_workflow_handle(wf_id).result())
+    return wf_id, result
+
+
+def test_replay_of_recorded_and_fresh_histories(runner, job_name, tenant):
+    JobHandlerRegistry.register(job_name, lambda job_id, data: {"done": True})
+    wf_id, result = _scheduled_style_run(runner, job_name, tenant)
+    assert result["status"] == "completed" and result["result"] == {"done": True}
+    wait_for_status(result["jobId"], "completed")
+    fresh = _call(runner, lambda c: c.get_workflow_handle(wf_id).fetch_history())
+
+    recorded = [
+        WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+        for path in sorted(HISTORIES.glob("*.json"))
+    ]
+    assert recorded, f"no recorded histories in {HISTORIES}"
+
+    async def replay():
+        replayer = Replayer(workflows=[GenericJobWorkflow])
+        for history in [fresh, *recorded]:
+            await replayer.replay_workflow(history)
+
+    runner._rpc(replay())
