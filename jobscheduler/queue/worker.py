@@ -79,7 +79,16 @@ class PgBossWorker:
         self._maybe_ready = True
         self._retry_wakes: list[float] = []  # heap of monotonic times our own retries become ready
         self._conn: psycopg.Connection | None = None
-        self.stats = {"claimed": 0, "completed": 0, "failed": 0, "retried": 0, "cancelled": 0, "stale": 0}
+        self.stats = {
+            "claimed": 0,
+            "completed": 0,
+            "failed": 0,
+            "retried": 0,
+            "cancelled": 0,
+            "stale": 0,
+            "claims": 0,
+            "flushes": 0,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -223,6 +232,7 @@ class PgBossWorker:
                 self._running[job_id] = attempt
             self._tasks.put(attempt)
         self.stats["claimed"] += len(rows)
+        self.stats["claims"] += 1
         return len(rows)
 
     # -- slots (handler threads) ----------------------------------------------------------------------------------
@@ -327,6 +337,7 @@ class PgBossWorker:
                 params = tracking.finish_params(o for _, o in outcomes)
                 params["tokens"] = [a.token for a, _ in outcomes]
                 rows = self._execute(sql.FINISH, params, fetch=True)
+                self.stats["flushes"] += 1
         except BaseException:
             with self._lock:  # keep what was not recorded for the next flush, after reconnecting
                 self._outcomes[:0] = outcomes
