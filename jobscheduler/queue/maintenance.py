@@ -27,6 +27,7 @@ logger = logging.getLogger("jobscheduler.maintenance")
 
 RESCUE_BATCH = 1000
 PRUNE_BATCH = 5000
+PRUNE_MAX_BATCHES = 200
 CRON_BATCH = 100
 PRUNE_EVERY_SECONDS = 600.0  # pruning scans history; rescue and cron must stay cheap and frequent
 
@@ -77,8 +78,19 @@ def run_pass(conn: psycopg.Connection, *, scheduler: bool = True, prune: bool = 
             done["fired"] = fire_due_schedules(conn)
     days = setting("RETENTION_DAYS")
     if prune and days is not None:
-        done["pruned"] = conn.execute(sql.PRUNE_HISTORY, {"days": int(days), "limit": PRUNE_BATCH}).rowcount
+        done["pruned"] = prune_history(conn, int(days))
     return done
+
+
+def prune_history(conn: psycopg.Connection, days: int) -> int:
+    """Delete finished history older than `days`, in short batches so no lock is held for long."""
+    total = 0
+    for _ in range(PRUNE_MAX_BATCHES):
+        deleted = conn.execute(sql.PRUNE_HISTORY, {"days": days, "limit": PRUNE_BATCH}).rowcount
+        total += deleted
+        if deleted < PRUNE_BATCH:
+            break
+    return total
 
 
 def rescue(conn: psycopg.Connection) -> int:
