@@ -106,3 +106,46 @@ def ledger(job_id, data):
             (job_id, current_job().attempt, os.getpid(), started, time.time()),
         )
     return None
+
+
+# -- acceptance battery (tests/acceptance/): executions written to test_ledger on their own connection --------
+
+
+def write_ledger(job_id, started: float, finished: float | None) -> None:
+    """One ledger row per execution; `finished` is NULL for an execution that never completes on purpose."""
+    with psycopg.connect(os.environ["LEDGER_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO test_ledger (job_id, attempt, pid, started, finished) VALUES (%s, %s, %s, %s, %s)",
+            (job_id, current_job().attempt, os.getpid(), started, finished),
+        )
+
+
+POISON_RETRY = RetryPolicy(max_attempts=3, initial_interval_ms=100, max_interval_ms=100)
+CRASH_RETRY = RetryPolicy(max_attempts=2, initial_interval_ms=100, max_interval_ms=100)
+
+
+@job_handler("acc.poison_raise", retry=POISON_RETRY)
+def poison_raise(job_id, data):
+    """Always raises: each attempt is recorded, then fails."""
+    write_ledger(job_id, time.time(), None)
+    raise RuntimeError(f"poison attempt {current_job().attempt}")
+
+
+@job_handler("acc.poison_exit", retry=CRASH_RETRY)
+def poison_exit(job_id, data):
+    """Takes its whole worker down with os._exit(1), every attempt."""
+    write_ledger(job_id, time.time(), None)
+    os._exit(1)
+
+
+@job_handler("acc.poison_kill", retry=CRASH_RETRY)
+def poison_kill(job_id, data):
+    """Kills its own worker process with SIGKILL, every attempt."""
+    write_ledger(job_id, time.time(), None)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@job_handler("acc.hostile", retry=RetryPolicy(max_attempts=1))
+def hostile(job_id, data):
+    """Fails with markup in its error message (the dashboard must render it inert)."""
+    raise ValueError("<script>alert('err')</script> " + str(data.get("note", "")))

@@ -51,7 +51,7 @@ def libpq_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, args: list[str], settings: dict, log_path: Path) -> None:
+    def __init__(self, args: list[str], settings: dict, log_path: Path, extra_env: dict | None = None) -> None:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=test_database_url(),
@@ -60,6 +60,7 @@ class WorkerProcess:
             DJANGO_SETTINGS_MODULE="project.settings",
             PYTHONUNBUFFERED="1",
         )
+        env.update(extra_env or {})
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in wait())
         self.proc = subprocess.Popen(

@@ -1,0 +1,154 @@
+"""The one checker every acceptance test runs on its execution ledger.
+
+Handlers write one `test_ledger` row per execution (job id, attempt, worker pid, start, end) on their own
+connection, so the ledger survives whatever happens to the worker that ran them. After the drain, the checker
+compares it with what the test committed and with the record (`jobs`, `job_details`, the queue table):
+
+- lost: a committed job that never finished (no row, no successful execution, or not completed);
+- unexpected: an execution of a job that was never committed (a rolled-back enqueue that ran);
+- duplicated: a job with more than one successful execution (at-least-once allows it, under faults only);
+- unexplained: a duplicate whose earlier execution's worker was neither killed, paused nor stopped by the
+  test, and whose attempt was not ended by a lease rescue: nothing but a bug explains it;
+- stuck: a committed job left queued/processing in `jobs`, or any row left in the queue table;
+- finalised twice: a job with more than one final step (completed/failed/cancelled) in `job_details`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from tests.support.processes import libpq_url
+
+#: One line per test, printed at the end of the session by the acceptance conftest.
+SUMMARIES: list[str] = []
+
+LIVE_STATUSES = ("pending", "queued", "processing", "active")
+
+
+@dataclass(frozen=True)
+class Execution:
+    job_id: uuid.UUID
+    attempt: int
+    pid: int
+    started: float
+    finished: float | None
+
+
+@dataclass
+class LedgerReport:
+    test: str
+    jobs: int
+    executions: list[Execution]
+    lost: list[uuid.UUID] = field(default_factory=list)
+    unexpected: list[uuid.UUID] = field(default_factory=list)
+    duplicated: list[uuid.UUID] = field(default_factory=list)
+    unexplained: list[uuid.UUID] = field(default_factory=list)
+    stuck: list[uuid.UUID] = field(default_factory=list)
+    finalised_twice: list[uuid.UUID] = field(default_factory=list)
+    rescued: set[tuple[uuid.UUID, int]] = field(default_factory=set)
+
+    def line(self) -> str:
+        return (
+            f"ledger[{self.test}]: jobs={self.jobs} executions={len(self.executions)} lost={len(self.lost)} "
+            f"unexpected={len(self.unexpected)} duplicated={len(self.duplicated)} "
+            f"unexplained={len(self.unexplained)} stuck={len(self.stuck)} "
+            f"finalised_twice={len(self.finalised_twice)} rescued={len(self.rescued)}"
+        )
+
+    def assert_clean(self, *, max_duplicated: int | None = None) -> None:
+        """Nothing lost, unexpected, unexplained, stuck or finalised twice; duplicates within the budget."""
+        problems = {
+            "lost": self.lost,
+            "unexpected": self.unexpected,
+            "unexplained": self.unexplained,
+            "stuck": self.stuck,
+            "finalised_twice": self.finalised_twice,
+        }
+        bad = {k: v[:5] for k, v in problems.items() if v}
+        assert not bad, f"{self.line()}\nfirst offenders: {bad}"
+        if max_duplicated is not None:
+            assert len(self.duplicated) <= max_duplicated, self.line()
+
+
+def ledger_rows() -> list[Execution]:
+    with psycopg.connect(libpq_url()) as conn:
+        rows = conn.execute("SELECT job_id, attempt, pid, started, finished FROM test_ledger").fetchall()
+    return [Execution(*r) for r in rows]
+
+
+def check(
+    test: str,
+    committed: Iterable,
+    *,
+    faulted_pids: Iterable[int] = (),
+    expect_completed: bool = True,
+) -> LedgerReport:
+    """Check the ledger of one test against the record; prints and keeps the one-line summary.
+
+    `committed`: the ids of every job the test committed. `faulted_pids`: worker processes the test killed,
+    paused or stopped (their executions may legitimately be repeated). `expect_completed`: every committed
+    job must end `completed` with a successful execution (False for tests whose jobs end failed on purpose;
+    those check the final status themselves).
+    """
+    ids = {uuid.UUID(str(i)) for i in committed}
+    faulted = set(faulted_pids)
+    executions = ledger_rows()
+    by_job: dict[uuid.UUID, list[Execution]] = defaultdict(list)
+    for e in executions:
+        by_job[e.job_id].append(e)
+    with psycopg.connect(libpq_url()) as conn:
+        status = dict(
+            conn.execute(
+                "SELECT job_id, status::text FROM jobs WHERE job_id = ANY(%s)", [list(ids)]
+            ).fetchall()
+        )
+        queue_left = {r[0] for r in conn.execute("SELECT job_id FROM jobscheduler_queue").fetchall()}
+        rescued = {
+            (r[0], int(r[1]))
+            for r in conn.execute(
+                "SELECT job_id, (result ->> 'attempt') FROM job_details WHERE job_id = ANY(%s) "
+                "AND step_name = 'execution_failed' AND result ->> 'errorType' = 'LeaseExpired'",
+                [list(ids)],
+            ).fetchall()
+        }
+        final_counts = dict(
+            conn.execute(
+                "SELECT job_id, count(*) FROM job_details WHERE job_id = ANY(%s) AND ("
+                "step_name IN ('execution_completed', 'execution_cancelled') OR (step_name = 'execution_failed'"
+                " AND status = 'failed' AND NOT EXISTS (SELECT 1 FROM job_details r WHERE r.tenant = "
+                "job_details.tenant AND r.job_id = job_details.job_id AND r.step_name = "
+                "'execution_retry_scheduled' AND r.retry_count = job_details.retry_count))) GROUP BY job_id",
+                [list(ids)],
+            ).fetchall()
+        )
+    report = LedgerReport(test=test, jobs=len(ids), executions=executions, rescued=rescued)
+    for job_id in sorted(ids):
+        runs = sorted(by_job.get(job_id, []), key=lambda e: e.started)
+        successful = [e for e in runs if e.finished is not None]
+        st = status.get(job_id)
+        unfinished = st is None or (expect_completed and (not successful or st != "completed"))
+        if unfinished and st not in LIVE_STATUSES:  # a live one counts as stuck instead
+            report.lost.append(job_id)
+        if st in LIVE_STATUSES or job_id in queue_left:
+            report.stuck.append(job_id)
+        if final_counts.get(job_id, 0) > 1:
+            report.finalised_twice.append(job_id)
+        if len(successful) > 1:
+            report.duplicated.append(job_id)
+            for i, later in enumerate(successful[1:], start=1):
+                earlier = successful[:i] + [
+                    e for e in runs if e.finished is None and e.started < later.started
+                ]
+                if not any(e.pid in faulted or (job_id, e.attempt) in rescued for e in earlier):
+                    report.unexplained.append(job_id)
+                    break
+    report.unexpected = sorted({e.job_id for e in executions} - ids)
+    report.stuck += sorted(queue_left - ids)
+    SUMMARIES.append(report.line())
+    print(report.line())
+    return report
