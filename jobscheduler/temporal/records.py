@@ -79,6 +79,12 @@ def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dic
                     )
                 ]
             )
+    # A transaction of its own: `execution_started` is stamped with now(), the transaction's start time, so it
+    # must not share one with the lost attempt's end (stamped with clock_timestamp()).
+    with transaction.atomic():
+        job = _locked_job(tenant, job_id)
+        if job is None or job.status in FINAL_STATUSES:
+            return None
         tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
         data = job.meta.get("data")
         return data if isinstance(data, dict) else {}

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from jobscheduler.exceptions import RunnerUnavailable
 from jobscheduler.models import Job, JobDetail
 from jobscheduler.runners.temporal import TemporalJobRunner
 from jobscheduler.temporal.client import connect_client
 from jobscheduler.temporal.worker import running_worker
+from tests.support.processes import test_database_url as database_url
 
 #: Short heartbeat timeout: a killed worker is noticed, and a cancel reaches a handler, within ~2 s.
 HEARTBEAT_TIMEOUT_MS = 2000
@@ -191,8 +191,4 @@ def steps(job_id: Any) -> list[tuple[str, str]]:
 
 def subprocess_env() -> dict[str, str]:
     """Environment for a worker subprocess: the test database, not the developer's."""
-    s = connection.settings_dict
-    url = f"postgresql://{s['USER']}:{s['PASSWORD'] or ''}@/{s['NAME']}?host={s['HOST']}"
-    if s.get("PORT"):
-        url += f"&port={s['PORT']}"
-    return {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "project.settings"}
+    return {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "project.settings"}
