@@ -374,13 +374,15 @@ class TemporalJobRunner(JobRunner):
 
     async def _closed_status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
         """The workflow's status when it has closed (the record may then be stale); None while it runs."""
-        client = await self._client_ready()
         try:
-            desc = await client.get_workflow_handle(workflow_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
+            client = await self._client_ready()
+            desc = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=timedelta(seconds=self.rpc_timeout_seconds)
+            )
+        except (RPCError, RunnerUnavailable) as exc:
+            # Unknown to Temporal, or Temporal unreachable: the record is the best answer there is.
+            logger.debug("Could not describe workflow %s: %s", workflow_id, exc)
+            return None
         return None if desc.status == WorkflowExecutionStatus.RUNNING else desc.status
 
     def cancel_job(
