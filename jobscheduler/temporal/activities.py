@@ -129,6 +129,8 @@ class JobActivities:
 
     def __init__(self, *, concurrency: int, worker_id: str) -> None:
         self.worker_id = worker_id
+        #: Ids of the jobs whose attempts run here now (reported in the worker's heartbeat).
+        self.running: set[str] = set()
         self._handler_threads = max(concurrency, 1)
         self._db_threads = max(concurrency, 1) + 1
         self._handlers = ThreadPoolExecutor(self._handler_threads, thread_name_prefix="jobscheduler-handler")
@@ -140,6 +142,10 @@ class JobActivities:
     def close(self) -> None:
         close_pool(self._handlers, self._handler_threads)
         close_pool(self._db_pool, self._db_threads)
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run sync Django code `fn(*args)` on the DB pool."""
+        return await self._db(fn, *args)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, _with_connections, fn, *args)
@@ -190,9 +196,11 @@ class JobActivities:
         timeout_s = req.timeout_ms / 1000
         running = loop.run_in_executor(self._handlers, _call_handler, spec, ctx, timeout_s)
         beat = asyncio.create_task(_heartbeat(progress, req.heartbeat_timeout_ms / 4000))
+        self.running.add(req.job_id)
         try:
             return await self._finish(outcome, ctx, running, timeout_s)
         finally:
+            self.running.discard(req.job_id)
             beat.cancel()
 
     async def _finish(

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import tracking
-from ..models import FINAL_STATUSES, Job, JobStatus, Schedule, ScheduleRun
+from ..models import FINAL_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
 from .inputs import CreateInput, FinalizeInput
 
 RUNNER_TYPE = "temporal"
@@ -121,3 +121,29 @@ def finalize(req: FinalizeInput) -> bool:
 
 def next_attempt_at(delay_ms: float) -> datetime:
     return timezone.now() + timedelta(milliseconds=delay_ms)
+
+
+def register_worker(worker_id: str, host: str, pid: int, concurrency: int, job_names: list[str]) -> None:
+    """List this Temporal worker beside the pgboss ones (the dashboard's workers page)."""
+    now = timezone.now()
+    Worker.objects.update_or_create(
+        id=worker_id,
+        defaults={"heartbeat_at": now},
+        create_defaults={
+            "backend": RUNNER_TYPE,
+            "host": host,
+            "pid": pid,
+            "concurrency": concurrency,
+            "job_names": job_names,
+            "started_at": now,
+            "heartbeat_at": now,
+        },
+    )
+
+
+def heartbeat_worker(worker_id: str, running_jobs: list[str]) -> None:
+    Worker.objects.filter(id=worker_id).update(heartbeat_at=timezone.now(), running_jobs=running_jobs)
+
+
+def unregister_worker(worker_id: str) -> None:
+    Worker.objects.filter(id=worker_id).delete()

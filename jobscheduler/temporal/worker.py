@@ -9,6 +9,7 @@ context manager, for embedding and tests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -21,12 +22,15 @@ from typing import TextIO
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from ..conf import env_setting
+from ..conf import env_setting, setting
 from ..exceptions import RunnerUnavailable
 from ..registry import JobHandlerRegistry
+from . import records
 from .activities import JobActivities
 from .client import connect_client
 from .workflow import GenericJobWorkflow
+
+logger = logging.getLogger("jobscheduler.temporal")
 
 
 @asynccontextmanager
@@ -38,10 +42,10 @@ async def running_worker(
     task_queue: str | None = None,
     worker_id: str | None = None,
 ) -> AsyncIterator[Worker]:
-    """A started worker; leaving the block shuts it down gracefully and closes its connections."""
-    activities = JobActivities(
-        concurrency=concurrency, worker_id=worker_id or f"temporal:{socket.gethostname()}:{os.getpid()}"
-    )
+    """A started worker, listed in the workers table while it runs; leaving the block shuts it down gracefully
+    and closes its connections."""
+    worker_id = worker_id or f"temporal:{socket.gethostname()}:{os.getpid()}"
+    activities = JobActivities(concurrency=concurrency, worker_id=worker_id)
     worker = Worker(
         client,
         task_queue=task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE"),
@@ -50,11 +54,32 @@ async def running_worker(
         max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_timeout),
     )
+    await activities.db(
+        records.register_worker,
+        worker_id,
+        socket.gethostname(),
+        os.getpid(),
+        concurrency,
+        JobHandlerRegistry.names(),
+    )
+    beat = asyncio.create_task(_heartbeat(activities))
     try:
         async with worker:
             yield worker
     finally:
+        beat.cancel()
+        await activities.db(records.unregister_worker, worker_id)
         await asyncio.to_thread(activities.close)
+
+
+async def _heartbeat(activities: JobActivities) -> None:
+    """Keep the workers-table row fresh (rows silent for WORKER_EXPIRY_SECONDS are dropped)."""
+    while True:
+        await asyncio.sleep(float(setting("HEARTBEAT_SECONDS")))
+        try:
+            await activities.db(records.heartbeat_worker, activities.worker_id, sorted(activities.running))
+        except Exception:
+            logger.warning("Worker heartbeat failed", exc_info=True)
 
 
 def run_temporal_worker(

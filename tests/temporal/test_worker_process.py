@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobscheduler.models import JobDetail
+from jobscheduler.models import JobDetail, Worker
 from jobscheduler.registry import JobHandlerRegistry, RetryPolicy
 from jobscheduler.runners.temporal import TemporalJobRunner
 
@@ -76,6 +76,7 @@ def test_killed_worker_is_replaced_and_the_job_finishes(worker_env, tenant, tmp_
         assert first.stop(signal.SIGKILL) == -signal.SIGKILL
         second = WorkerProcess(worker_env, tmp_path / "second.log")
         second.wait_ready()
+        assert Worker.objects.filter(backend="temporal", pid=second.proc.pid).exists()
 
         job = wait_for_status(result.job_id, "completed", timeout=30)
         assert job.meta["attempts"] == 2 and job.meta["workerId"].endswith(f":{second.proc.pid}")
@@ -93,6 +94,7 @@ def test_killed_worker_is_replaced_and_the_job_finishes(worker_env, tenant, tmp_
 
         assert second.stop(signal.SIGTERM) == 0  # graceful shutdown on SIGTERM
         assert "Shutting down" in second.log.read_text()
+        assert not Worker.objects.filter(pid=second.proc.pid).exists()
     finally:
         for worker in (first, second):
             if worker is not None and worker.proc.poll() is None:
