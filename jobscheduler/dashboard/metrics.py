@@ -1,18 +1,25 @@
 """The overview's numbers: counts by status, success rate, recent failures, per-runner counts, the chart.
 
-Each figure comes from one aggregate query that the `jobs` indexes answer without reading the whole table:
-counts by status are an index-only GROUP BY over `(tenant, status, created_at)`, and the windowed figures
-read only the rows created in a bounded look-back. The result is cached per tenant for a few seconds, so a
-dashboard left open (or many viewers of one tenant) costs one set of queries per TTL, not one per refresh.
+A tenant may have millions of jobs, so no figure here reads all of them on a page view:
 
-Windows are measured by when a job finished (`updated_at`, written together with `completedAt` when a job
-reaches a final state), over the jobs created within `LOOKBACK` before the window starts: a job that sat
-queued for longer than that before finishing is left out of the windowed figures.
+* Counts by status are the sum of three index-only scans of `(tenant, status, created_at)`: live jobs of any
+  age (few), every job created since the *cutoff* (the start of the hour, 24 hours ago), and finished jobs
+  created before the cutoff. That last, large part changes only when an old job finishes late or retention
+  deletes history, so it is cached per tenant until the cutoff moves (hourly).
+* Per-runner figures, the 24-hour failure count and the chart come from one scan of the jobs created within
+  the last 24 hours plus `LOOKBACK`, grouped by runner, status and minute of finishing.
+* The whole overview is cached per tenant for `CACHE_SECONDS`, so a dashboard left open (or many viewers of
+  one tenant) costs one set of queries per TTL, not one per refresh.
+
+A job finishes at `updated_at` (written together with `completedAt` when a job reaches a final state). A job
+that waited longer than `LOOKBACK` between creation and the start of the 24-hour window is counted in the totals
+but left out of the windowed figures.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -22,10 +29,13 @@ from django.utils import timezone
 
 from ..models import JobStatus
 
-#: Seconds an overview aggregate is reused before the database is asked again.
+#: Seconds an overview is reused before the database is asked again.
 CACHE_SECONDS = 5
-#: How far before a window's start a job may have been created and still be counted in that window.
-LOOKBACK = timedelta(days=1)
+#: Seconds the count of old finished jobs is kept at most (it is recomputed anyway when the cutoff moves).
+ARCHIVE_CACHE_SECONDS = 3600
+#: How long before the 24-hour window a job may have been created and still count in the windowed figures.
+LOOKBACK = timedelta(hours=1)
+WINDOW = timedelta(hours=24)
 
 #: The statuses the overview shows, in display order; `active` (a seed value) is counted as processing.
 DISPLAY_STATUSES = (
@@ -36,12 +46,11 @@ DISPLAY_STATUSES = (
     JobStatus.FAILED,
     JobStatus.CANCELLED,
 )
-LIVE = ("pending", "queued", "processing", "active")
+LIVE = ["pending", "queued", "processing", "active"]
+FINAL = ["completed", "failed", "cancelled"]
+ALL = LIVE + FINAL
 
-CHART_RANGES = {
-    "hour": (timedelta(hours=1), "minute", timedelta(minutes=1)),
-    "day": (timedelta(days=1), "hour", timedelta(hours=1)),
-}
+CHART_RANGES = ("hour", "day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +72,9 @@ class ChartBucket:
 @dataclass(frozen=True, slots=True)
 class Overview:
     counts: dict[str, int]
-    failed_24h: int
-    completed_24h: int
     runners: list[RunnerCounts]
-    chart: list[ChartBucket]
-    chart_range: str
+    #: (completed, failed) per minute of finishing, over the last 24 hours.
+    minutes: dict[datetime, tuple[int, int]]
     computed_at: datetime = field(default_factory=timezone.now)
 
     @property
@@ -75,106 +82,130 @@ class Overview:
         return sum(self.counts.values())
 
     @property
+    def completed_24h(self) -> int:
+        return sum(r.completed for r in self.runners)
+
+    @property
+    def failed_24h(self) -> int:
+        return sum(r.failed for r in self.runners)
+
+    @property
     def success_rate(self) -> float | None:
-        """Completed over finished-and-not-cancelled, all time; None before anything finished."""
-        done = self.counts.get("completed", 0) + self.counts.get("failed", 0)
-        return None if done == 0 else 100.0 * self.counts.get("completed", 0) / done
+        """Completed over completed-or-failed, all time (cancelled jobs say nothing about success)."""
+        return _rate(self.counts.get("completed", 0), self.counts.get("failed", 0))
 
     @property
     def success_rate_24h(self) -> float | None:
-        done = self.completed_24h + self.failed_24h
-        return None if done == 0 else 100.0 * self.completed_24h / done
+        return _rate(self.completed_24h, self.failed_24h)
+
+    def chart(self, chart_range: str) -> list[ChartBucket]:
+        """Completed and failed per minute over the last hour, or per hour over the last day; gaps are zeros."""
+        end = _truncate(self.computed_at, "minute")
+        if chart_range == "day":
+            end, step, count = _truncate(self.computed_at, "hour"), timedelta(hours=1), 24
+        else:
+            step, count = timedelta(minutes=1), 60
+        buckets: dict[datetime, list[int]] = {end - step * i: [0, 0] for i in range(count)}
+        for minute, (done, failed) in self.minutes.items():
+            key = _truncate(minute, "hour") if chart_range == "day" else minute
+            if key in buckets:
+                buckets[key][0] += done
+                buckets[key][1] += failed
+        return [ChartBucket(start=k, completed=v[0], failed=v[1]) for k, v in sorted(buckets.items())]
 
 
-def overview(tenant: uuid.UUID, chart_range: str = "hour") -> Overview:
+def overview(tenant: uuid.UUID) -> Overview:
     """The overview of one tenant, from the cache when it is at most CACHE_SECONDS old."""
-    if chart_range not in CHART_RANGES:
-        chart_range = "hour"
-    key = f"jobscheduler:overview:{tenant}:{chart_range}"
+    key = f"jobscheduler:overview:{tenant}"
     cached = cache.get(key)
     if cached is None:
-        cached = compute_overview(tenant, chart_range)
+        cached = compute_overview(tenant, timezone.now())
         cache.set(key, cached, CACHE_SECONDS)
     return cached
 
 
-def compute_overview(tenant: uuid.UUID, chart_range: str) -> Overview:
-    now = timezone.now()
-    since_24h = now - timedelta(hours=24)
-    recent, runners = _recent_by_runner(tenant, since_24h)
-    return Overview(
-        counts=status_counts(tenant),
-        failed_24h=recent.get("failed", 0),
-        completed_24h=recent.get("completed", 0),
-        runners=runners,
-        chart=chart_buckets(tenant, chart_range, now),
-        chart_range=chart_range,
-        computed_at=now,
-    )
+def compute_overview(tenant: uuid.UUID, now: datetime) -> Overview:
+    runners, minutes = _window(tenant, now)
+    return Overview(counts=status_counts(tenant, now), runners=runners, minutes=minutes, computed_at=now)
 
 
-def status_counts(tenant: uuid.UUID) -> dict[str, int]:
-    """Jobs of the tenant by display status (an index-only scan grouped by status)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT status::text, count(*) FROM jobs WHERE tenant = %s GROUP BY status", [tenant])
-        rows = cursor.fetchall()
-    counts = dict.fromkeys(DISPLAY_STATUSES, 0)
-    for status, count in rows:
-        key = JobStatus.PROCESSING if status == JobStatus.ACTIVE else status
-        counts[key] = counts.get(key, 0) + count
-    return {str(k): v for k, v in counts.items()}
-
-
-def _recent_by_runner(tenant: uuid.UUID, since: datetime) -> tuple[dict[str, int], list[RunnerCounts]]:
-    """Per runner: live jobs now, and jobs finished since `since`; plus the tenant-wide finished totals."""
+def status_counts(tenant: uuid.UUID, now: datetime) -> dict[str, int]:
+    """Jobs of the tenant by display status, exact but for late changes to jobs older than the cutoff."""
+    cutoff = _truncate(now, "hour") - WINDOW
     sql = """
-        SELECT runner_type,
-               count(*) FILTER (WHERE status::text = ANY(%(live)s)),
-               count(*) FILTER (WHERE status = 'completed' AND updated_at >= %(since)s),
-               count(*) FILTER (WHERE status = 'failed' AND updated_at >= %(since)s),
-               count(*) FILTER (WHERE status = 'cancelled' AND updated_at >= %(since)s)
-        FROM jobs
-        WHERE tenant = %(tenant)s
-          AND (status::text = ANY(%(live)s) OR created_at >= %(lookback)s)
-        GROUP BY runner_type
-        ORDER BY runner_type
+        SELECT status::text, count(*) FROM jobs
+        WHERE tenant = %(tenant)s AND status = ANY(%(all)s::job_status[]) AND created_at >= %(cutoff)s
+        GROUP BY status
+        UNION ALL
+        SELECT status::text, count(*) FROM jobs
+        WHERE tenant = %(tenant)s AND status = ANY(%(live)s::job_status[]) AND created_at < %(cutoff)s
+        GROUP BY status
     """
-    params = {"tenant": tenant, "live": list(LIVE), "since": since, "lookback": since - LOOKBACK}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        runners = [RunnerCounts(*row) for row in cursor.fetchall()]
-    totals = {
-        "completed": sum(r.completed for r in runners),
-        "failed": sum(r.failed for r in runners),
-    }
-    return totals, runners
+    rows = _fetch(sql, {"tenant": tenant, "all": ALL, "live": LIVE, "cutoff": cutoff})
+    rows += _archived_counts(tenant, cutoff)
+    counts = {str(s): 0 for s in DISPLAY_STATUSES}
+    for status, count in rows:
+        key = JobStatus.PROCESSING.value if status == JobStatus.ACTIVE else status
+        counts[key] = counts.get(key, 0) + count
+    return counts
 
 
-def chart_buckets(tenant: uuid.UUID, chart_range: str, now: datetime) -> list[ChartBucket]:
-    """Completed and failed jobs per minute (last hour) or per hour (last day), empty buckets included."""
-    span, unit, step = CHART_RANGES[chart_range]
-    end = _truncate(now, unit)
-    start = end - span + step
-    sql = """
-        SELECT date_trunc(%(unit)s, updated_at, 'UTC') AS bucket,
-               count(*) FILTER (WHERE status = 'completed'),
-               count(*) FILTER (WHERE status = 'failed')
-        FROM jobs
-        WHERE tenant = %(tenant)s AND status IN ('completed', 'failed')
-          AND created_at >= %(lookback)s AND updated_at >= %(start)s
+def _archived_counts(tenant: uuid.UUID, cutoff: datetime) -> list[tuple[str, int]]:
+    """Finished jobs created before the cutoff: the bulk of a big table, cached until the cutoff moves."""
+    key = f"jobscheduler:archived-counts:{tenant}:{cutoff.isoformat()}"
+    rows = cache.get(key)
+    if rows is None:
+        sql = """
+            SELECT status::text, count(*) FROM jobs
+            WHERE tenant = %(tenant)s AND status = ANY(%(final)s::job_status[]) AND created_at < %(cutoff)s
+            GROUP BY status
+        """
+        rows = _fetch(sql, {"tenant": tenant, "final": FINAL, "cutoff": cutoff})
+        cache.set(key, rows, ARCHIVE_CACHE_SECONDS)
+    return rows
+
+
+def _window(tenant: uuid.UUID, now: datetime) -> tuple[list[RunnerCounts], dict[datetime, tuple[int, int]]]:
+    """Per runner: live jobs now and jobs finished in the last 24 h; and finishes per minute for the chart."""
+    since = now - WINDOW
+    finished_sql = """
+        SELECT runner_type, status::text, date_trunc('minute', updated_at, 'UTC'), count(*) FROM jobs
+        WHERE tenant = %(tenant)s AND status = ANY(%(final)s::job_status[])
+          AND created_at >= %(lookback)s AND updated_at >= %(since)s
+        GROUP BY 1, 2, 3
+    """
+    live_sql = """
+        SELECT runner_type, count(*) FROM jobs
+        WHERE tenant = %(tenant)s AND status = ANY(%(live)s::job_status[])
         GROUP BY 1
     """
-    params = {"unit": unit, "tenant": tenant, "start": start, "lookback": start - LOOKBACK}
+    params = {"tenant": tenant, "final": FINAL, "live": LIVE, "since": since, "lookback": since - LOOKBACK}
+    per_runner: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    minutes: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])
+    for runner, status, minute, count in _fetch(finished_sql, params):
+        per_runner[runner][status] += count
+        if status == "completed":
+            minutes[minute][0] += count
+        elif status == "failed":
+            minutes[minute][1] += count
+    for runner, count in _fetch(live_sql, params):
+        per_runner[runner]["live"] += count
+    runners = [
+        RunnerCounts(runner, c["live"], c["completed"], c["failed"], c["cancelled"])
+        for runner, c in sorted(per_runner.items())
+    ]
+    return runners, {m: (v[0], v[1]) for m, v in minutes.items()}
+
+
+def _fetch(sql: str, params: dict) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        found = {bucket: (done, failed) for bucket, done, failed in cursor.fetchall()}
-    buckets = []
-    moment = start
-    while moment <= end:
-        done, failed = found.get(moment, (0, 0))
-        buckets.append(ChartBucket(start=moment, completed=done, failed=failed))
-        moment += step
-    return buckets
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _rate(completed: int, failed: int) -> float | None:
+    done = completed + failed
+    return None if done == 0 else 100.0 * completed / done
 
 
 def _truncate(moment: datetime, unit: str) -> datetime:

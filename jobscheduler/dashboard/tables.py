@@ -40,9 +40,7 @@ class JobTable(tables.Table):
         orderable=False,
     )
     type = tables.Column(verbose_name="Type", linkify=lambda record: job_url(record))
-    status = tables.TemplateColumn(
-        template_name="jobscheduler/_status_badge.html", verbose_name="Status", order_by=("status",)
-    )
+    status = tables.Column(verbose_name="Status")
     runner_type = tables.Column(verbose_name="Runner")
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i:s")
     started_at = NullsLastDateTimeColumn(verbose_name="Started", format="Y-m-d H:i:s")
@@ -71,6 +69,9 @@ class JobTable(tables.Table):
         order_by = ("-created_at",)
         empty_text = "No jobs match these filters."
         orderable = True
+
+    def render_status(self, value: str) -> str:
+        return format_html('<span class="badge {}">{}</span>', value, value)
 
     def render_duration(self, value: timedelta) -> str:
         return format_duration(value)

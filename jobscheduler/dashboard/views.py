@@ -81,19 +81,20 @@ class OverviewView(DashboardMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        chart_range = self.request.GET.get("range", "hour")
+        chart_range = self.request.GET.get("range")
+        chart_range = chart_range if chart_range in metrics.CHART_RANGES else "hour"
         context["runner"] = runner_state()
         if self.tenant is None:
             return context
-        data = metrics.overview(self.tenant, chart_range)
+        data = metrics.overview(self.tenant)
         list_url = reverse("jobscheduler:job-list")
         context.update(
             overview=data,
             status_cards=[
-                (status, data.counts.get(status, 0), f"{list_url}?status={status}") for status in data.counts
+                (status, count, f"{list_url}?status={status}") for status, count in data.counts.items()
             ],
-            chart=bar_chart(data.chart),
-            chart_range=data.chart_range,
+            chart=bar_chart(data.chart(chart_range)),
+            chart_range=chart_range,
             recent_failures=list(queries.history(self.tenant).filter(status=JobStatus.FAILED)[:5]),
         )
         return context

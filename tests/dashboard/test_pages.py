@@ -50,8 +50,8 @@ def test_overview_counts_rates_and_runner(operator_client, acme, globex):
     runners = {r.runner_type: r for r in data.runners}
     assert runners["temporal"].live == 1
     assert runners["pgboss"].completed == 2
-    assert sum(b.completed for b in data.chart) == 2
-    assert sum(b.failed for b in data.chart) == 1
+    assert sum(b.completed for b in data.chart("hour")) == 2
+    assert sum(b.failed for b in data.chart("hour")) == 1
     body = response.content.decode()
     assert f'href="{HISTORY}?status=failed"' in body
     assert 'data-live="' in body
@@ -67,10 +67,23 @@ def test_overview_counts_rates_and_runner(operator_client, acme, globex):
 def test_overview_day_range_has_24_hourly_buckets(operator_client, acme):
     finished_job(acme)
     response = operator_client.get(reverse("jobscheduler:overview"), {"range": "day"})
-    chart = response.context["overview"].chart
+    chart = response.context["overview"].chart("day")
     assert len(chart) == 24
+    assert response.context["chart_range"] == "day"
     assert chart[1].start - chart[0].start == timedelta(hours=1)
     assert sum(b.completed for b in chart) == 1
+
+
+def test_overview_counts_old_jobs_too(operator_client, acme):
+    """Old finished jobs come from the cached archive part, old live jobs from the live part; both count."""
+    old_done = finished_job(acme)
+    old_queued = JobFactory(tenant=acme.tenant, status=JobStatus.QUEUED)
+    long_ago = timezone.now() - timedelta(days=3)
+    Job.objects.filter(pk__in=[old_done.pk, old_queued.pk]).update(created_at=long_ago, updated_at=long_ago)
+    finished_job(acme, JobStatus.FAILED)
+    data = operator_client.get(reverse("jobscheduler:overview")).context["overview"]
+    assert (data.counts["completed"], data.counts["queued"], data.counts["failed"]) == (1, 1, 1)
+    assert (data.completed_24h, data.failed_24h) == (0, 1)
 
 
 def test_overview_shows_fallback(operator_client, acme):
