@@ -1,0 +1,1 @@
+"""Benchmarks of django-jobscheduler against the peer job queues (`make bench`; see bench/run.py)."""

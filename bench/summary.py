@@ -1,0 +1,182 @@
+"""The printed/markdown report of one `make bench` run: the table, then the checks and extra workloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import fmt, metrics, notes, ratio_line, table
+
+
+def _machine(m: dict[str, Any]) -> str:
+    pgs = m.get("postgres") or {}
+    pg_text = ", ".join(f"{k}={v}" for k, v in sorted(pgs.items()) if k != "server_version")
+    return (
+        f"Machine: {m.get('host')}, {m.get('cpus')} vCPU, {m.get('mem_gib')} GiB, Python {m.get('python')}, "
+        f"PostgreSQL {pgs.get('server_version')} ({pg_text}); load at start {m.get('loadavg_at_start')}; code: {m.get('git')}"
+    )
+
+
+def _rows(ours: dict[str, Any], cfg: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    conc = f"1 proc, threads, concurrency {cfg.get('concurrency')}"
+    rows = [("**jobscheduler (pgboss)**", conc, ours["pgboss"])]
+    if ours["pgboss_2procs"].get("processing"):
+        rows.append(
+            (
+                "jobscheduler, 2 worker processes",
+                f"2 procs × concurrency {cfg.get('concurrency')}",
+                ours["pgboss_2procs"],
+            )
+        )
+    scale = ours.get("scale") or {}
+    if scale.get("loaded"):
+        label = f"jobscheduler, {scale['finished']:,} finished jobs in history"
+        rows.append((label, conc, {"n": scale["queued"], "processing": [scale["loaded"]]}))
+    t = ours.get("temporal") or {}
+    if t.get("processing") is not None:
+        rows.append(("jobscheduler (temporal)", f"1 proc, concurrency {cfg.get('concurrency')}", t))
+    return rows
+
+
+def _checks(ours: dict[str, Any]) -> list[str]:
+    out = []
+    for c in ours["pgboss"].get("checks") or []:
+        verdict = "OK" if c["ok"] else "FAILED"
+        out.append(
+            f"- {c['trial']}: {verdict}: {c['completed']}/{c['expected']} jobs completed, "
+            f"{c['with_startedAt_completedAt']} with startedAt ≤ completedAt, {c['execution_started_rows']} with an "
+            f"execution_started row, {c['execution_completed_rows']} with execution_completed, "
+            f"{c['queue_rows_left']} queue rows left"
+        )
+    for key in ("scale", "temporal"):
+        c = (ours.get(key) or {}).get("recorded_check")
+        if c:
+            out.append(f"- {key}: {'OK' if c['ok'] else 'FAILED'}: {c}")
+    return out
+
+
+def _scale(ours: dict[str, Any]) -> list[str]:
+    s = ours.get("scale")
+    if not s:
+        return []
+    e, loaded = s["empty"], s["loaded"]
+    return [
+        f"- {s['queued']:,} queued jobs drained by one worker; history bulk-loaded in {s['load']['load_seconds']:.0f}s",
+        ratio_line("spawn→done, with history vs empty table", loaded.get("jobs_per_s"), e.get("jobs_per_s")),
+        ratio_line(
+            "steady 10→90%, with history vs empty table",
+            loaded.get("steady_jobs_per_s"),
+            e.get("steady_jobs_per_s"),
+        ),
+    ]
+
+
+def _memory(ours: dict[str, Any]) -> list[str]:
+    m = ours.get("memory")
+    if not m:
+        return []
+    return [
+        f"- one worker, {m['done']:,}/{m['n']:,} jobs in {m['elapsed_s']:.0f}s ({fmt(m['jobs_per_s'])} jobs/s); RSS "
+        f"{_mb(m.get('rss_mb_at_10pct'))} at 10%, {_mb(m.get('rss_mb_at_50pct'))} at 50%, "
+        f"{_mb(m.get('rss_mb_at_end'))} at the end, max {_mb(m.get('rss_mb_max'))}; growth 10%→end "
+        f"{_mb(m.get('rss_growth_mb_10pct_to_end'))}"
+    ]
+
+
+def _mb(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f} MB"
+
+
+def _temporal(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
+    t = ours.get("temporal")
+    if not t:
+        return []
+    if "skipped" in t:
+        return [f"- skipped: {t['skipped']}"]
+    bare = peers.get("temporal")
+    mine = metrics(t)
+    out = [
+        f"- ours: enqueue {fmt(mine['single'])}/s, drain {mine['drain_s']}/s (N={t['n']}), latency p50/p99 "
+        f"{fmt(mine['p50'])} / {fmt(mine['p99'])} ms at 20 ms spacing; at 100 ms: "
+        f"{_lat(t.get('latency_light'))}"
+    ]
+    if bare:
+        b = metrics(bare)
+        out.append(ratio_line("drain, ours ÷ bare temporalio", mine["drain"], b["drain"]))
+        out.append(ratio_line("enqueue, ours ÷ bare start_workflow", mine["single"], b["single"]))
+        out.append(f"- bare temporalio latency at 100 ms: {_lat(bare.get('latency_light'))}")
+    else:
+        out.append("- the bare temporal peer was not run in this invocation: no ratio")
+    return out
+
+
+def _lat(lat: dict[str, Any] | None) -> str:
+    if not lat or not lat.get("n"):
+        return "n/a"
+    return f"p50/p95/p99 {lat['p50_ms']:.1f} / {lat['p95_ms']:.1f} / {lat['p99_ms']:.1f} ms"
+
+
+def _profile(ours: dict[str, Any]) -> list[str]:
+    p = ours.get("profile")
+    if not p:
+        return []
+    out = []
+    d = p.get("drain_raw") or {}
+    per = d.get("per_job") or {}
+    if per:
+        out.append(
+            f"- profiled drain: {fmt(d.get('jobs_per_s'))} jobs/s; per job: {per['commits']:.3f} commits, "
+            f"{per['wal_records']:.1f} WAL records, {per['wal_bytes']:.0f} WAL bytes, {per['wal_syncs']:.3f} WAL syncs"
+        )
+    spy = p.get("py_spy") or {}
+    if spy.get("self"):
+        out.append(f"- py-spy ({spy['samples']} samples, non-idle), top self time:")
+        out.extend(f"  - {pct}% {fn}" for fn, pct in spy["self"][:12])
+        out.append("- top inclusive:")
+        out.extend(f"  - {pct}% {fn}" for fn, pct in spy["inclusive"][:15])
+    for s in p.get("statements") or []:
+        out.append(
+            f"- SQL {s['share_pct']}% ({s['total_ms']:.0f} ms, {s['calls']} calls): `{s['statement'][:120]}`"
+        )
+    if p.get("note"):
+        out.append(f"- {p['note']}")
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    ours = result.get("ours") or {}
+    peers = result.get("peers") or {}
+    cfg = result.get("config") or {}
+    parts = []
+    if result.get("machine"):
+        parts.append(_machine(result["machine"]))
+    if ours:
+        parts.append(table(_rows(ours, cfg), {k: v for k, v in peers.items() if k != "temporal"}))
+        parts.append(
+            "Ratios (bold) are against the fastest peer in the same column, measured in this run (bare Temporal "
+            "excluded; it is compared with our Temporal backend below). Rates: above 1× is faster. Latency: "
+            "below 1× is better."
+        )
+    parts.append(
+        notes(
+            [
+                ("Every job fully recorded", lambda: _checks(ours) if ours else []),
+                ("Scale: claim + complete beside a big history", lambda: _scale(ours) if ours else []),
+                ("Worker memory over a long run", lambda: _memory(ours) if ours else []),
+                ("Temporal backend vs bare temporalio", lambda: _temporal(ours, peers) if ours else []),
+                ("Profile of a drain", lambda: _profile(ours) if ours else []),
+                ("Errors", lambda: [f"- {e}" for e in result.get("errors") or []]),
+                ("Peer notes", lambda: _peer_notes(peers)),
+            ]
+        )
+    )
+    return "\n\n".join(p for p in parts if p)
+
+
+def _peer_notes(peers: dict[str, Any]) -> list[str]:
+    out = []
+    for name, r in peers.items():
+        for e in r.get("errors") or []:
+            out.append(f"- {name}: ERROR {e}")
+        for n in r.get("notes") or []:
+            out.append(f"- {name}: {n}")
+    return out
