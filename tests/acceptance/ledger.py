@@ -86,16 +86,20 @@ def check(
     committed: Iterable,
     *,
     faulted_pids: Iterable[int] = (),
-    expect_completed: bool = True,
+    expect_completed: bool | Iterable = True,
 ) -> LedgerReport:
     """Check the ledger of one test against the record; prints and keeps the one-line summary.
 
     `committed`: the ids of every job the test committed. `faulted_pids`: worker processes the test killed,
     paused or stopped (their executions may legitimately be repeated). `expect_completed`: every committed
-    job must end `completed` with a successful execution (False for tests whose jobs end failed on purpose;
-    those check the final status themselves).
+    job must end `completed` with a successful execution (False, or the ids that must, for tests whose other
+    jobs end failed on purpose; those check the final status themselves).
     """
     ids = {uuid.UUID(str(i)) for i in committed}
+    if isinstance(expect_completed, bool):
+        must_complete = ids if expect_completed else set()
+    else:
+        must_complete = {uuid.UUID(str(i)) for i in expect_completed}
     faulted = set(faulted_pids)
     executions = ledger_rows()
     by_job: dict[uuid.UUID, list[Execution]] = defaultdict(list)
@@ -131,7 +135,7 @@ def check(
         runs = sorted(by_job.get(job_id, []), key=lambda e: e.started)
         successful = [e for e in runs if e.finished is not None]
         st = status.get(job_id)
-        unfinished = st is None or (expect_completed and (not successful or st != "completed"))
+        unfinished = st is None or (job_id in must_complete and (not successful or st != "completed"))
         if unfinished and st not in LIVE_STATUSES:  # a live one counts as stuck instead
             report.lost.append(job_id)
         if st in LIVE_STATUSES or job_id in queue_left:
