@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_EXPIRY_SECONDS": 60.0,
     # Bounded connect/start time for the Temporal client, in seconds.
     "TEMPORAL_CONNECT_TIMEOUT_SECONDS": 5.0,
+    # Temporal activity heartbeat timeout: how fast a dead Temporal worker is detected, in seconds.
+    "TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS": 10.0,
 }
 
 ENV_SETTINGS: dict[str, Any] = {

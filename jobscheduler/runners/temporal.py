@@ -13,6 +13,7 @@ for a row that is not there yet. Called inside `transaction.atomic()`, the start
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -57,6 +58,7 @@ logger = logging.getLogger("jobscheduler.runners")
 T = TypeVar("T")
 
 RUNNER_TYPE = records.RUNNER_TYPE
+SINGLETON_CLOSE_WAIT_SECONDS = 5.0  # a singleton whose record is final gets this long to close its workflow
 _CLOSED_FAILURES = {
     WorkflowExecutionStatus.FAILED: "failed",
     WorkflowExecutionStatus.TERMINATED: "terminated",
@@ -88,9 +90,6 @@ class _Started:
 class TemporalJobRunner(JobRunner):
     runner_type = RUNNER_TYPE
 
-    #: Heartbeat timeout of every attempt: a worker silent this long is dead and the attempt is retried.
-    #: Cancellation reaches a running handler within about 0.8x this (Temporal delivers it on a heartbeat).
-    heartbeat_timeout_ms = 10_000
     #: Upper bound of one Temporal call made for a sync method.
     rpc_timeout_seconds = 30.0
     #: After a failed connect to an address, `connect()` fails fast for this long instead of retrying.
@@ -111,8 +110,11 @@ class TemporalJobRunner(JobRunner):
         self.address = address or env_setting("TEMPORAL_ADDRESS")
         self.namespace = namespace or env_setting("TEMPORAL_NAMESPACE")
         self.task_queue = task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE")
-        if heartbeat_timeout_ms is not None:
-            self.heartbeat_timeout_ms = heartbeat_timeout_ms
+        # A worker silent this long is dead and the attempt is retried; cancellation reaches a running handler
+        # within about 0.8x this (Temporal delivers it on a heartbeat).
+        self.heartbeat_timeout_ms = heartbeat_timeout_ms or int(
+            float(setting("TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS")) * 1000
+        )
         self._loop = EventLoopThread("jobscheduler-temporal")
         self._client: Awaitable[Client] | None = None
 
@@ -299,7 +301,7 @@ class TemporalJobRunner(JobRunner):
         except RunnerUnavailable:
             logger.exception("Job %s could not be started after commit", plan.new_job.job_id)
 
-    async def _start(self, plan: _JobPlan) -> _Started:
+    async def _start(self, plan: _JobPlan, *, after_close: bool = False) -> _Started:
         job = plan.new_job
         try:
             client = await self._client_ready()
@@ -319,10 +321,16 @@ class TemporalJobRunner(JobRunner):
             return _Started(run_id=handle.result_run_id)
         except WorkflowAlreadyStartedError:
             try:
-                desc = await client.get_workflow_handle(plan.workflow_id).describe()
-                return _Started(existing_job_id=await desc.memo_value("jobId", None))
+                handle = client.get_workflow_handle(plan.workflow_id)
+                holder = await (await handle.describe()).memo_value("jobId", None)
             except RPCError as exc:
                 return _Started(error=exc)
+            if holder and not after_close and await sync_to_async(_is_finished)(holder, job.tenant):
+                # The holder's record is final and its workflow is only closing: the key is free in a moment.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(handle.result(), timeout=SINGLETON_CLOSE_WAIT_SECONDS)
+                return await self._start(plan, after_close=True)
+            return _Started(existing_job_id=holder)
         except (RPCError, RunnerUnavailable) as exc:
             return _Started(error=exc)
 
@@ -617,6 +625,11 @@ def _temporal_schedule(schedule_id: Any, tenant_id: Any) -> Schedule | None:
     if sid is None or tenant is None:
         return None
     return Schedule.objects.filter(id=sid, tenant=tenant, runner_type=RUNNER_TYPE).first()
+
+
+def _is_finished(job_id: Any, tenant: uuid.UUID) -> bool:
+    job = _load_job(job_id, tenant)
+    return job is not None and job.is_finished
 
 
 def _load_job(job_id: Any, tenant_id: Any) -> Job | None:
