@@ -13,9 +13,11 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from .dashboard import actions, queries
 from .dashboard.formatting import format_duration
+from .dashboard.redaction import BOOKKEEPING_KEYS, pretty_json
 from .models import Job, JobDetail, Schedule
 from .registry import JobHandlerRegistry
 from .runners.base import parse_uuid
@@ -79,9 +81,16 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return False
 
 
+def redacted_result(detail: JobDetail) -> str:
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', pretty_json(detail.result))
+
+
+redacted_result.short_description = "Result (secrets redacted)"
+
+
 class JobDetailInline(admin.TabularInline):
     model = JobDetail
-    fields = ("processed_at", "step_name", "status", "retry_count", "result")
+    fields = ("processed_at", "step_name", "status", "retry_count", redacted_result)
     readonly_fields = fields
     ordering = ("processed_at",)
     extra = 0
@@ -120,8 +129,9 @@ class JobAdmin(TenantScopedAdmin):
         "user_id",
         "created_at",
         "updated_at",
-        "metadata",
+        "metadata_redacted",
     )
+    exclude = ("metadata",)
     inlines = (JobDetailInline,)
     actions = ("cancel_selected", "retry_selected")
     paginator = EstimatedCountPaginator
@@ -151,6 +161,12 @@ class JobAdmin(TenantScopedAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobscheduler.retry_job")
+
+    @admin.display(description="Metadata (payload in data; secrets redacted)")
+    def metadata_redacted(self, job: Job) -> str:
+        return format_html(
+            '<pre style="white-space: pre-wrap">{}</pre>', pretty_json(job.meta, keep=BOOKKEEPING_KEYS)
+        )
 
     @admin.display(description="Attempts", ordering="attempts")
     def attempts(self, job: Job):
@@ -214,7 +230,7 @@ class ScheduleAdmin(TenantScopedAdmin):
         "tenant",
         "key",
         "job_name",
-        "data",
+        "data_redacted",
         "cron",
         "interval_seconds",
         "timezone",
@@ -229,6 +245,11 @@ class ScheduleAdmin(TenantScopedAdmin):
         "updated_at",
     )
     actions = ("pause_selected", "resume_selected", "run_selected_now")
+    exclude = ("data",)
+
+    @admin.display(description="Data (secrets redacted)")
+    def data_redacted(self, schedule: Schedule) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', pretty_json(schedule.data))
 
     def has_schedule_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobscheduler.change_schedule")

@@ -12,13 +12,27 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..conf import setting
+from ..tracking import RESERVED_METADATA_KEYS
 
 REDACTED = "••••••"
 
+#: Top-level metadata keys the library itself writes; shown as they are even when a name looks secret
+#: (`singletonKey`, `scheduleKey` hold identifiers, not credentials). The payload gets no such exemption.
+BOOKKEEPING_KEYS = RESERVED_METADATA_KEYS | {"scheduleKey", "retryOf", "tick", "triggeredManually"}
 
-def redact(value: Any, keys: Iterable[str] | None = None) -> Any:
-    """A copy of `value` with the values of secret-looking keys replaced by a mask, recursively."""
-    needles = tuple(k.lower() for k in (setting("REDACT_KEYS") if keys is None else keys))
+
+def redact(value: Any, *, keep: Iterable[str] = ()) -> Any:
+    """A copy of `value` with the values of secret-looking keys replaced by a mask, at any depth.
+
+    Top-level keys named in `keep` are not masked for their name; their values are still searched.
+    """
+    needles = tuple(k.lower() for k in setting("REDACT_KEYS"))
+    if isinstance(value, dict):
+        kept = set(keep)
+        return {
+            key: _redact(item, needles) if key in kept or not _is_secret(key, needles) else REDACTED
+            for key, item in value.items()
+        }
     return _redact(value, needles)
 
 
@@ -38,6 +52,6 @@ def _is_secret(key: Any, needles: tuple[str, ...]) -> bool:
     return any(needle in lowered for needle in needles)
 
 
-def pretty_json(value: Any) -> str:
+def pretty_json(value: Any, *, keep: Iterable[str] = ()) -> str:
     """Redacted, indented JSON text for display (the template escapes it)."""
-    return json.dumps(redact(value), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return json.dumps(redact(value, keep=keep), indent=2, sort_keys=True, ensure_ascii=False, default=str)

@@ -29,7 +29,7 @@ from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
 from .formatting import format_duration, meta_time
-from .redaction import pretty_json
+from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
 from .scope import (
     CANCEL_PERMISSION,
@@ -154,7 +154,7 @@ class JobDetailView(DashboardMixin, TemplateView):
             steps=steps,
             failed_attempts=[s for s in steps if s.step_name == "execution_failed"],
             payload_json=pretty_json(meta.get("data")),
-            metadata_json=pretty_json(own_metadata),
+            metadata_json=pretty_json(own_metadata, keep=BOOKKEEPING_KEYS),
             schedule=_schedule_of(self.tenant, schedule_id),
             retry_of=meta.get("retryOf"),
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
@@ -213,6 +213,7 @@ class WorkersView(DashboardMixin, TemplateView):
         context["rows"] = [
             {
                 "worker": w,
+                "heartbeat_age": max(0, round((now - w.heartbeat_at).total_seconds())),
                 "stale": (now - w.heartbeat_at).total_seconds() > expiry,
                 "running_total": len(running[w.id]),
                 "own_jobs": [visible[i] for i in running[w.id] if i in visible],

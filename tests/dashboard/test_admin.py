@@ -107,3 +107,13 @@ def test_job_detail_and_schedule_admin(staff, acme, globex):
     assert Schedule.objects.get(pk=result.job_id).paused
     staff.post(url, {"action": "run_selected_now", "_selected_action": [result.job_id]})
     assert Job.objects.for_tenant(acme.tenant).filter(type="expired-credits").count() == 1
+
+
+def test_admin_redacts_secrets(staff, acme):
+    job = finished_job(
+        acme, metadata={"data": {"password": "hunter2", "ok": "shown"}, "singletonKey": "inv-1"}
+    )
+    JobDetailFactory(job=job, tenant=acme.tenant, step_name="login", result={"accessToken": "tok-77"})
+    body = staff.get(reverse("admin:jobscheduler_job_change", args=[job.job_id])).content.decode()
+    assert "hunter2" not in body and "tok-77" not in body
+    assert "shown" in body and "inv-1" in body

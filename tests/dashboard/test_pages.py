@@ -315,3 +315,20 @@ def test_workers_page_links_only_own_jobs(operator_client, acme, globex):
     assert reverse("jobscheduler:job-detail", args=[mine.job_id]) in body
     assert "globex-secret-type" not in body
     assert response.context["rows"][0]["running_total"] == 2
+
+
+def test_library_bookkeeping_keys_are_not_redacted(operator_client, acme):
+    job = JobFactory(
+        tenant=acme.tenant,
+        metadata={
+            "data": {"singletonKey": "in-payload-secret"},
+            "singletonKey": "invoice-42",
+            "scheduleKey": "nightly",
+            "callerToken": "tok-9",
+        },
+    )
+    body = operator_client.get(reverse("jobscheduler:job-detail", args=[job.job_id])).content.decode()
+    assert "invoice-42" in body
+    assert "nightly" in body
+    assert "in-payload-secret" not in body
+    assert "tok-9" not in body

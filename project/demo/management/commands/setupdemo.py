@@ -74,7 +74,12 @@ class Command(BaseCommand):
             user.user_permissions.add(*permissions)
             for job_name, cron in SCHEDULES:
                 runner.schedule_recurring_job(
-                    job_name, {"tenantId": str(tenant.tenant)}, cron, tenant_id=tenant.tenant, user_id=user.id
+                    job_name,
+                    {"tenantId": str(tenant.tenant)},
+                    cron,
+                    schedule_key=job_name,
+                    tenant_id=tenant.tenant,
+                    user_id=user.id,
                 )
             fresh = not Job.objects.for_tenant(tenant.tenant).exists()
             if fresh or burst:
