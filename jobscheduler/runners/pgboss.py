@@ -119,35 +119,24 @@ class PgBossJobRunner(JobRunner):
             singleton_key=singleton_key,
         )
         job_id = uuid.uuid4()
-        # A savepoint keeps the caller's transaction usable whatever happens in the insert.
-        with transaction.atomic():
-            inserted = self._insert(
-                job_name,
-                [tenant],
-                [job_id],
-                [meta],
-                user,
-                priority,
-                run_at,
-                spec.retry.max_attempts,
-                singleton_key,
-            )
-            if not inserted and singleton_key is not None:
-                existing = self._find_singleton(tenant, singleton_key)
-                if existing is None:  # the live one finished in between: this one may take its place
-                    self._insert(
-                        job_name,
-                        [tenant],
-                        [job_id],
-                        [meta],
-                        user,
-                        priority,
-                        run_at,
-                        spec.retry.max_attempts,
-                        singleton_key,
-                    )
-                else:
-                    job_id = existing
+        args = (
+            job_name,
+            [tenant],
+            [job_id],
+            [meta],
+            user,
+            priority,
+            run_at,
+            spec.retry.max_attempts,
+            singleton_key,
+        )
+        # One statement, atomic on its own: no savepoint round trips on the hot path.
+        if not self._insert(*args) and singleton_key is not None:
+            existing = self._find_singleton(tenant, singleton_key)
+            if existing is None:  # the live one finished in between: this one takes its place
+                self._insert(*args)
+            else:
+                job_id = existing
         return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
 
     @staticmethod
