@@ -83,6 +83,21 @@ def test_login_overview_filter_detail_cancel(page, live_server, acme, make_user)
         "document.querySelector('.card.queued .value').textContent.trim() === '2'", timeout=12_000
     )
 
+    # While the tab is hidden nothing is fetched; on becoming visible it refreshes at once.
+    refreshes = []
+    page.on(
+        "request",
+        lambda r: refreshes.append(r) if r.headers.get("x-requested-with") == "live-refresh" else None,
+    )
+    page.evaluate("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true})")
+    page.wait_for_timeout(6_000)
+    assert refreshes == []
+    with page.expect_request(lambda r: r.headers.get("x-requested-with") == "live-refresh", timeout=2_000):
+        page.evaluate(
+            "Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+            "document.dispatchEvent(new Event('visibilitychange'))"
+        )
+
     page.click("nav >> text=History")
     page.select_option("select[name=status]", "failed")
     page.click("button:has-text('Apply')")
