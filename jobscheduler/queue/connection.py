@@ -28,3 +28,26 @@ def open_connection(alias: str = "default", *, autocommit: bool = True) -> psyco
     conn = psycopg.connect(**connect_params(alias), autocommit=autocommit)
     conn.execute("SET TIME ZONE 'UTC'")
     return conn
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """Server-side binding in binary, every statement prepared: the enqueue CTE is parsed and planned once per
+    connection, and big parameter arrays go over the wire without text escaping."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=True if binary is None else binary)
+
+
+def django_prepared_cursor(alias: str = "default"):
+    """A cursor on Django's own connection (so it joins the caller's transaction) that binds parameters on the
+    server and prepares statements, still wrapped by Django (query logging, execute wrappers).
+
+    Poll-only mode (USE_LISTEN_NOTIFY off, meant for transaction-mode poolers) keeps Django's client-side cursor,
+    since prepared statements do not survive a pooler's connection switching."""
+    conn = connections[alias]
+    if not setting("USE_LISTEN_NOTIFY"):
+        return conn.cursor()
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    raw = _PreparedCursor(conn.connection)
+    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)

@@ -25,15 +25,19 @@ def enqueue(
     max_attempts: int = 3,
     singleton_key: str | None = None,
 ) -> list[uuid.UUID]:
-    """Returns the ids inserted (none when a live job already holds the singleton key)."""
+    """Returns the ids inserted (none when a live job already holds the singleton key).
+
+    `metas` are JSON texts (validated by the caller), spliced into the one JSON parameter, not re-encoded."""
+    items = ",".join(
+        f'{{"tenant":"{tenant}","id":"{job_id}","meta":{meta}}}'
+        for tenant, job_id, meta in zip(tenants, ids, metas, strict=True)
+    )
     cursor.execute(
         sql.ENQUEUE,
         {
-            "tenants": tenants,
-            "ids": ids,
-            "types": [job_name] * len(ids),
-            "metas": metas,
-            "users": [user] * len(ids),
+            "items": f"[{items}]",
+            "type": job_name,
+            "user_id": user,
             "priority": priority,
             "run_at": run_at,
             "max_attempts": max_attempts,

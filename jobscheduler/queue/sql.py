@@ -18,12 +18,14 @@ CHANNEL_CANCEL = "jobscheduler_cancel"
 
 #: One statement for 1..n jobs of one name: queue rows, `jobs` rows (status queued) and a NOTIFY that is only
 #: delivered when the caller's transaction commits. A singleton conflict inserts nothing (see FIND_SINGLETON).
+#: The jobs arrive as one JSON array of {tenant, id, meta}: one parameter, parsed by the server, whatever the
+#: batch size.
 ENQUEUE = (
     """
 WITH input AS (
-    SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(types)s::text[], %(metas)s::jsonb[],
-                         %(users)s::uuid[])
-        AS s(tenant, job_id, type, metadata, user_id)
+    SELECT (item ->> 'tenant')::uuid AS tenant, (item ->> 'id')::uuid AS job_id, %(type)s::varchar AS type,
+           item -> 'meta' AS metadata, %(user_id)s::uuid AS user_id
+    FROM jsonb_array_elements(%(items)s::jsonb) AS item
 ),
 queued AS (
     INSERT INTO jobscheduler_queue (job_id, tenant, name, priority, run_at, attempt, max_attempts, singleton_key,

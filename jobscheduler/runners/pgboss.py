@@ -18,6 +18,7 @@ from .. import tracking, validation
 from ..exceptions import InvalidSchedule
 from ..models import Schedule
 from ..queue import sql
+from ..queue.connection import django_prepared_cursor
 from ..queue.cron import next_tick
 from ..queue.enqueue import enqueue
 from ..registry import JobHandlerRegistry
@@ -151,7 +152,7 @@ class PgBossJobRunner(JobRunner):
         max_attempts: int,
         singleton_key: str | None,
     ) -> list[uuid.UUID]:
-        with connection.cursor() as cur:
+        with django_prepared_cursor() as cur:
             return enqueue(
                 cur,
                 job_name=job_name,
