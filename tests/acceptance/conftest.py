@@ -96,7 +96,9 @@ class WorkerPool:
         return dead
 
     def logs(self) -> str:
-        return "\n".join(f"--- worker pid {w.pid} ---\n{w.output()[-3000:]}" for w in self.all)
+        return "\n".join(
+            f"--- worker pid {w.pid} ---\n{w.log_path.read_text(errors='replace')[-3000:]}" for w in self.all
+        )
 
     def stop_all(self) -> None:
         for worker in self.all:

@@ -14,6 +14,7 @@ import pickle
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection, transaction
@@ -25,7 +26,7 @@ from jobscheduler.exceptions import PayloadTooLarge
 from jobscheduler.models import Job, QueueJob
 from tests.acceptance.ledger import check, ledger_rows
 from tests.acceptance.support import drain, query
-from tests.support.processes import FAST_SETTINGS
+from tests.support.processes import FAST_SETTINGS, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
 
@@ -276,3 +277,31 @@ def test_oversized_row_fails_with_a_clear_error(runner, workers, tenant):
     assert (job.status, job.metadata.get("errorType")) == ("failed", "PayloadTooLarge"), job.status
     assert f"over the limit of {LIMIT} bytes" in job.metadata["error"]
     check("oversized-row", [big], expect_completed=False).assert_clean()
+
+
+def test_a_malformed_schedule_row_does_not_stop_rescues(runner, workers, tenant):
+    """A schedule written by hand with an unknown time zone: maintenance must skip it and keep rescuing."""
+    from jobscheduler.models import Schedule
+
+    Schedule.objects.create(
+        tenant=tenant,
+        key="broken",
+        job_name="t.noop",
+        cron="* * * * *",
+        timezone="Mars/Olympus_Mons",
+        user_id=tenant,
+        runner_type="pgboss",
+        next_run_at=datetime.now(UTC),
+    )
+    victim = workers.start("--concurrency", "2")
+    survivor = workers.start("--concurrency", "2")
+    ids = [r.job_id for r in runner.schedule_jobs("t.ledger", [{"seconds": 2}] * 4, tenant_id=tenant)]
+    wait_for(
+        lambda: query("SELECT count(*) FROM jobs WHERE status = 'processing'")[0][0] == 4,
+        message="the jobs to start",
+    )
+    time.sleep(1.0)  # a few maintenance passes over the broken schedule
+    workers.kill(victim)
+    drain(ids, timeout=20, pool=workers)
+    assert survivor.proc.poll() is None
+    check("broken-schedule", ids, faulted_pids=workers.faulted).assert_clean()
