@@ -22,7 +22,7 @@ from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
 from ..conf import setting
-from ..models import FINAL_STATUSES, Job, JobStatus, Schedule, Worker
+from ..models import Job, JobStatus, Schedule, Worker
 from ..registry import JobHandlerRegistry
 from ..runners.base import parse_uuid
 from . import actions, metrics, queries
@@ -118,7 +118,7 @@ class JobListView(DashboardMixin, TemplateView):
             table=table,
             per_page=per_page,
             per_page_choices=PER_PAGE_CHOICES,
-            has_live_rows=any(not _is_final(row.status) for row in rows),
+            has_live_rows=any(not row.is_finished for row in rows),
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION),
             can_retry=self.request.user.has_perm(RETRY_PERMISSION),
             job_types=JobHandlerRegistry.names(),
@@ -341,10 +341,6 @@ def _running_ids(value: Any) -> list[uuid.UUID]:
         if parsed is not None:
             ids.append(parsed)
     return ids
-
-
-def _is_final(status: str) -> bool:
-    return status in FINAL_STATUSES
 
 
 def _int_choice(value: str | None, choices: tuple[int, ...]) -> int:
