@@ -345,3 +345,9 @@ def test_unknown_job_name_option_is_refused():
     with pytest.raises(CommandError) as err:
         call_command("runjobworker", "--jobs", "t.noop,missing")
     assert str(err.value) == "No handler registered for job: missing"
+
+
+def test_poll_only_mode_runs_jobs_without_notify(runner, start_worker, tenant):
+    start_worker(settings={"USE_LISTEN_NOTIFY": False, "POLL_INTERVAL_SECONDS": 0.3})
+    res = runner.schedule_job("t.noop", {}, tenant_id=tenant)
+    assert wait_for(lambda: finished(res.job_id), timeout=10, message="a polled job").status == "completed"
