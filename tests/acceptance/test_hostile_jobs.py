@@ -76,7 +76,15 @@ def test_poison_jobs_fail_after_exactly_max_attempts(runner, workers, tenant):
                 attempts,
                 error,
             )
-            assert sorted(runs[job_id]) == list(range(1, attempts + 1)), (name, runs[job_id])
+            started = query(
+                "SELECT count(*) FROM job_details WHERE job_id = %s AND step_name = 'execution_started'",
+                [uuid.UUID(job_id)],
+            )[0][0]
+            assert started == attempts, (name, started)
+            # a crash next to it may take an attempt down before its handler ran: never more than allowed
+            assert set(runs.get(job_id, [])) <= set(range(1, attempts + 1)), (name, runs.get(job_id))
+            if name == "acc.poison_raise":
+                assert sorted(runs[job_id]) == [1, 2, 3]
     assert len(workers.faulted) >= 2  # the exit/kill attempts took workers down (two may share one crash)
 
 
