@@ -26,7 +26,7 @@ def run(cfg: Config) -> dict[str, Any]:
     for old in PEER_RESULTS.glob("*.json"):
         old.unlink()
     env = dict(
-        os.environ,
+        _clean_environ(),
         BENCH_PEERS=" ".join(cfg.peers),
         BENCH_N=str(cfg.n),
         BENCH_N_TEMPORAL=str(cfg.n_temporal),
@@ -49,6 +49,26 @@ def run(cfg: Config) -> dict[str, Any]:
         ).returncode
     print(f"[peers] done in {time.monotonic() - t:.0f}s (exit {rc})", flush=True)
     return read(PEER_RESULTS)
+
+
+#: Our own process's settings, which must not reach the peers: the Django peers use
+#: os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...) and Celery turns on its Django fix-up when the
+#: variable is set, so a leaked `project.settings` breaks all of them.
+OURS_ONLY = (
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "JOBSCHEDULER",
+    "JOB_RUNNER_TYPE",
+    "JOB_RUNNER_FALLBACK_TO_PGBOSS",
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_JOB_TASK_QUEUE",
+    "BENCH_LAT_FILE",
+)
+
+
+def _clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in OURS_ONLY}
 
 
 def read(folder: Path) -> dict[str, Any]:
