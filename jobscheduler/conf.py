@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "TENANT_RESOLVER": "jobscheduler.tenancy.user_tenant",
     # Payload/metadata keys whose values the dashboard redacts (matched case-insensitively as substrings).
     "REDACT_KEYS": ("password", "token", "secret", "key", "authorization"),
+    # Seconds between the dashboard's live refreshes of a visible page.
+    "DASHBOARD_REFRESH_SECONDS": 5,
+    # Seconds an overview's figures are reused (per tenant, in Django's cache) before the database is asked again.
+    "DASHBOARD_CACHE_SECONDS": 5,
     # Seconds a worker waits for running jobs on SIGTERM before releasing them back to the queue.
     "SHUTDOWN_TIMEOUT_SECONDS": 30.0,
     # Jobs claimed per fetch at most (also bounded by free worker slots).

@@ -10,6 +10,9 @@ so the seed's columns stay exactly as declared.
 
 from __future__ import annotations
 
+import json
+import sys
+import threading
 import uuid
 
 from django.db import models
@@ -45,6 +48,34 @@ class JobStatusField(models.CharField):
         return "%s::job_status"
 
 
+class RecordJSONField(models.JSONField):
+    """JSONB that always loads: a row written by hand can nest deeper than Python's JSON decoder allows, and the
+    dashboard and admin must still show the job (the worker fails such a job with InvalidJobData)."""
+
+    DEEPEST = 20_000
+
+    def from_db_value(self, value, expression, connection):
+        try:
+            return super().from_db_value(value, expression, connection)
+        except RecursionError:
+            return _decode_deep(value, self.DEEPEST)
+
+
+_deep_lock = threading.Lock()
+
+
+def _decode_deep(text: str, deepest: int):
+    with _deep_lock:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, deepest + 100))
+        try:
+            return json.loads(text)
+        except RecursionError:
+            return {"undecodable": f"this JSON is nested more than {deepest} levels deep"}
+        finally:
+            sys.setrecursionlimit(limit)
+
+
 class JobQuerySet(models.QuerySet):
     def for_tenant(self, tenant):
         return self.filter(tenant=tenant)
@@ -74,7 +105,7 @@ class Job(models.Model):
         primary_key=True, default=uuid.uuid4, db_default=models.Func(function="gen_random_uuid")
     )
     type = models.CharField(max_length=255)
-    metadata = models.JSONField(null=True, blank=True)
+    metadata = RecordJSONField(null=True, blank=True)
     status = JobStatusField()
     created_at = models.DateTimeField(null=True, db_default=Now())
     updated_at = models.DateTimeField(null=True, blank=True)
@@ -112,7 +143,7 @@ class JobDetail(models.Model):
     job = models.ForeignKey(Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="details")
     step_name = models.CharField(max_length=255)
     status = JobStatusField()
-    result = models.JSONField(null=True, blank=True)
+    result = RecordJSONField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     retry_count = models.IntegerField(null=True, default=0, db_default=0)
 

@@ -14,8 +14,9 @@ attempt, filtered out by the fence, records nothing.
 Keys this module keeps in `jobs.metadata` (the seed's columns are kept exactly, so timing lives here):
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
-`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelRequested`. Callers' own metadata sits beside
-them; those names are reserved.
+`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelRequested`, and for runs the library schedules
+itself `scheduleKey`, `tick`, `retryOf`, `triggeredManually`. Callers' own metadata sits beside them; those
+names are reserved.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ RESERVED_METADATA_KEYS = frozenset(
         "timeoutMs",
     }
 )
+
+#: Reserved keys the library itself writes through the public schedule calls (see validation.system_metadata).
+SYSTEM_METADATA_KEYS = frozenset({"scheduleKey", "tick", "retryOf", "triggeredManually"})
 
 # -- creation -------------------------------------------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import uuid
 import zoneinfo
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +15,7 @@ from croniter import croniter
 
 from .conf import setting
 from .exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
-from .tracking import RESERVED_METADATA_KEYS
+from .tracking import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
 
 
 def encode_data(data: Any) -> str:
@@ -34,12 +37,31 @@ def encode_data(data: Any) -> str:
     return text
 
 
+_system_caller: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "jobscheduler_system_caller", default=False
+)
+
+
+@contextlib.contextmanager
+def system_metadata() -> Iterator[None]:
+    """Within this block the library's own schedule calls (retry, run-now, schedule ticks) may set the
+    bookkeeping keys (`scheduleKey`, `retryOf`, ...) that callers' metadata may not."""
+    token = _system_caller.set(True)
+    try:
+        yield
+    finally:
+        _system_caller.reset(token)
+
+
 def encode_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise InvalidJobData(f"metadata must be a dict, got {type(metadata).__name__}")
-    clash = RESERVED_METADATA_KEYS.intersection(metadata)
+    reserved = (
+        RESERVED_METADATA_KEYS if _system_caller.get() else RESERVED_METADATA_KEYS | SYSTEM_METADATA_KEYS
+    )
+    clash = reserved.intersection(metadata)
     if clash:
         raise InvalidJobData(f"metadata keys are reserved by the job record: {', '.join(sorted(clash))}")
     try:

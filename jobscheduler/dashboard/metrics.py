@@ -8,7 +8,7 @@ A tenant may have millions of jobs, so no figure here reads all of them on a pag
   deletes history, so it is cached per tenant until the cutoff moves (hourly).
 * Per-runner figures, the 24-hour failure count and the chart come from one scan of the jobs created within
   the last 24 hours plus `LOOKBACK`, grouped by runner, status and minute of finishing.
-* The whole overview is cached per tenant for `CACHE_SECONDS`, so a dashboard left open (or many viewers of
+* The whole overview is cached per tenant for `DASHBOARD_CACHE_SECONDS`, so a dashboard left open (or many viewers of
   one tenant) costs one set of queries per TTL, not one per refresh.
 
 A job finishes at `updated_at` (written together with `completedAt` when a job reaches a final state). A job
@@ -27,10 +27,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from ..conf import setting
 from ..models import JobStatus
 
 #: Seconds an overview is reused before the database is asked again.
-CACHE_SECONDS = 5
 #: Seconds the count of old finished jobs is kept at most (it is recomputed anyway when the cutoff moves).
 ARCHIVE_CACHE_SECONDS = 3600
 #: How long before the 24-hour window a job may have been created and still count in the windowed figures.
@@ -115,12 +115,12 @@ class Overview:
 
 
 def overview(tenant: uuid.UUID) -> Overview:
-    """The overview of one tenant, from the cache when it is at most CACHE_SECONDS old."""
+    """The overview of one tenant, from the cache when it is at most DASHBOARD_CACHE_SECONDS old."""
     key = f"jobscheduler:overview:{tenant}"
     cached = cache.get(key)
     if cached is None:
         cached = compute_overview(tenant, timezone.now())
-        cache.set(key, cached, CACHE_SECONDS)
+        cache.set(key, cached, setting("DASHBOARD_CACHE_SECONDS"))
     return cached
 
 

@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..conf import setting
-from ..tracking import RESERVED_METADATA_KEYS
+from ..tracking import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
 
 REDACTED = "••••••"
 
 #: Top-level metadata keys the library itself writes; shown as they are even when a name looks secret
 #: (`singletonKey`, `scheduleKey` hold identifiers, not credentials). The payload gets no such exemption.
-BOOKKEEPING_KEYS = RESERVED_METADATA_KEYS | {"scheduleKey", "retryOf", "tick", "triggeredManually"}
+BOOKKEEPING_KEYS = RESERVED_METADATA_KEYS | SYSTEM_METADATA_KEYS
 
 
 def redact(value: Any, *, keep: Iterable[str] = ()) -> Any:

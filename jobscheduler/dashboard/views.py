@@ -43,7 +43,6 @@ from .scope import (
 from .tables import JobTable
 
 PER_PAGE_CHOICES = (25, 50, 100)
-LIVE_REFRESH_MS = 5000
 
 
 class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin):
@@ -63,8 +62,8 @@ class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin):
             section=self.section,
             tenant=self.tenant,
             tenant_label=tenant_labels([self.tenant]).get(self.tenant, "") if self.tenant else "",
-            live_refresh_ms=LIVE_REFRESH_MS,
-            live_refresh_seconds=LIVE_REFRESH_MS // 1000,
+            live_refresh_ms=int(setting("DASHBOARD_REFRESH_SECONDS") * 1000),
+            live_refresh_seconds=setting("DASHBOARD_REFRESH_SECONDS"),
         )
         if self.request.user.is_superuser:
             tenants = known_tenants()

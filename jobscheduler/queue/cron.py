@@ -22,8 +22,13 @@ def next_cron_tick(cron: str, timezone: str, after: datetime) -> datetime:
     """The first tick of `cron` (in `timezone`) strictly after `after`, as an aware UTC datetime."""
     zone = zoneinfo.ZoneInfo(timezone)
     wall = after.astimezone(zone).replace(tzinfo=None)
-    nxt = croniter(cron_for_croniter(cron), wall).get_next(datetime)
-    return nxt.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    ticks = croniter(cron_for_croniter(cron), wall)
+    while True:
+        # Wall times map to their first occurrence; inside the repeated autumn hour that instant is already
+        # past (it fired the first time round), so walk on to the first wall time that lies ahead.
+        nxt = ticks.get_next(datetime).replace(tzinfo=zone, fold=0).astimezone(UTC)
+        if nxt > after:
+            return nxt
 
 
 def next_interval_tick(anchor: datetime, interval_seconds: float, after: datetime) -> datetime:

@@ -17,8 +17,8 @@ from typing import Any
 
 from .. import tracking
 from ..context import JobContext, activate, deactivate
-from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout
-from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
+from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
+from ..registry import JobHandlerRegistry, RetryPolicy
 
 MAX_ERROR_CHARS = 4000
 MAX_TRACEBACK_CHARS = 20000
@@ -113,20 +113,33 @@ def simple_outcome(
     )
 
 
-def lookup(attempt: Attempt) -> HandlerSpec:
-    """The handler for a claimed row, or the error that fails it (rows may have been written by hand)."""
-    spec = JobHandlerRegistry.get(attempt.name)
-    if not isinstance(attempt.data, dict):
-        raise InvalidJobData(f"Job data must be a JSON object, got {type(attempt.data).__name__}")
-    return spec
+def decode_data(text: str | None, max_bytes: int) -> dict:
+    """The payload of a claimed row, or the error that fails it: rows may have been written by hand, so the
+    worker checks what enqueue would have refused (size, shape) and never trusts the nesting depth."""
+    if text is not None:
+        size = len(text.encode("utf-8"))
+        if size > max_bytes:
+            raise PayloadTooLarge(size, max_bytes)
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise InvalidJobData("Job data is nested too deeply to decode") from None
+    else:
+        data = None
+    if not isinstance(data, dict):
+        raise InvalidJobData(f"Job data must be a JSON object, got {type(data).__name__}")
+    return data
 
 
-def run_attempt(attempt: Attempt, loop_for_thread) -> tracking.Outcome:
+def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tracking.Outcome:
     """Call the handler for one attempt and turn what happened into an outcome."""
     try:
-        spec = lookup(attempt)
-    except (JobHandlerNotFound, InvalidJobData) as exc:
+        spec = JobHandlerRegistry.get(attempt.name)
+        attempt.data = decode_data(attempt.data, max_payload_bytes)
+    except (JobHandlerNotFound, InvalidJobData, PayloadTooLarge) as exc:
         return failure_outcome(attempt, exc, None)
+    if attempt.ctx is not None:
+        attempt.ctx.data = attempt.data
     token = activate(attempt.ctx)
     try:
         if spec.is_async:

@@ -15,8 +15,9 @@ import uuid
 
 import psycopg
 
-from .. import tracking
+from .. import tracking, validation
 from ..conf import setting
+from ..exceptions import InvalidSchedule
 from ..registry import JobHandlerRegistry
 from . import sql
 from .connection import open_connection
@@ -55,8 +56,10 @@ class Maintenance(threading.Thread):
                 run_pass(conn, scheduler=self.scheduler, prune=prune)
                 if prune:
                     self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-            except psycopg.Error as exc:
-                logger.warning("Maintenance pass failed (%s)", exc, extra={"action": "maintenance_error"})
+            except Exception as exc:  # maintenance must outlive any one bad pass: rescue depends on it
+                logger.warning(
+                    "Maintenance pass failed (%s)", exc, exc_info=True, extra={"action": "maintenance_error"}
+                )
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -115,7 +118,23 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
     fired = 0
     rows = conn.execute(sql.DUE_SCHEDULES, {"limit": CRON_BATCH}).fetchall()
     for sid, tenant, key, job_name, data, cron, interval, tz, user, tick, db_now in rows:
-        following = next_tick(cron=cron, interval_seconds=interval, timezone=tz, anchor=tick, after=db_now)
+        try:
+            validation.check_timezone(tz)
+            if not interval:
+                validation.check_cron(cron)
+            following = next_tick(
+                cron=cron, interval_seconds=interval, timezone=tz, anchor=tick, after=db_now
+            )
+        except (InvalidSchedule, ValueError, OverflowError) as exc:
+            # A row written by hand (or by an older version) that cannot be evaluated: park it, visibly.
+            conn.execute(sql.PAUSE_BROKEN_SCHEDULE, {"schedule_id": sid})
+            logger.error(
+                "Schedule %s paused: it cannot be evaluated (%s)",
+                key,
+                exc,
+                extra={"action": "cron_broken", "key": key},
+            )
+            continue
         job_id = uuid.uuid4()
         claimed = conn.execute(sql.FIRE_TICK, {"schedule_id": sid, "tick": tick, "job_id": job_id}).fetchone()
         if claimed:

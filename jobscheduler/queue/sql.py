@@ -57,7 +57,8 @@ SELECT job_id FROM jobscheduler_queue WHERE tenant = %(tenant)s AND singleton_ke
 # -- claim (on the worker's connection) ---------------------------------------------------------------------------
 
 #: Claims up to %(limit)s ready jobs (optionally only %(names)s), leases them to %(worker_id)s and records the
-#: start of their attempt. Returns what the worker needs to run each one, the payload included.
+#: start of their attempt. Returns what the worker needs to run each one, the payload included as JSON text:
+#: decoding it is each job's own business (in its thread), so a hostile payload fails that job, not the worker.
 CLAIM = (
     """
 WITH src AS (
@@ -77,7 +78,7 @@ WITH src AS (
 )"""
     + STARTED_SQL
     + """
-SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data
+SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text
 FROM src JOIN started USING (job_id)
 ORDER BY src.job_id
 """
@@ -259,4 +260,8 @@ UPDATE jobscheduler_schedules
 SET next_run_at = %(next_run_at)s, last_run_at = %(tick)s, last_job_id = coalesce(%(job_id)s, last_job_id),
     updated_at = now()
 WHERE id = %(schedule_id)s
+"""
+
+PAUSE_BROKEN_SCHEDULE = """
+UPDATE jobscheduler_schedules SET paused = true, updated_at = now() WHERE id = %(schedule_id)s
 """

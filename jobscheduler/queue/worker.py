@@ -66,6 +66,7 @@ class PgBossWorker:
         self.heartbeat_seconds = float(setting("HEARTBEAT_SECONDS"))
         self.poll_seconds = float(setting("POLL_INTERVAL_SECONDS"))
         self.batch_size = int(setting("FETCH_BATCH_SIZE"))
+        self.max_payload_bytes = int(setting("MAX_PAYLOAD_BYTES"))
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -256,7 +257,7 @@ class PgBossWorker:
                 break
             attempt.thread = threading.current_thread()
             try:
-                outcome = run_attempt(attempt, loop_for_thread)
+                outcome = run_attempt(attempt, loop_for_thread, self.max_payload_bytes)
             finally:
                 for conn in connections.all(initialized_only=True):
                     conn.close_if_unusable_or_obsolete()

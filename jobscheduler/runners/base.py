@@ -10,6 +10,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from ..validation import system_metadata
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleJobResult:
@@ -118,13 +120,14 @@ class JobRunner(abc.ABC):
         if job is None or not job.is_finished:
             return None
         data = job.meta.get("data")
-        return self.schedule_job(
-            job.type,
-            data if isinstance(data, dict) else {},
-            tenant_id=job.tenant,
-            user_id=job.user_id,
-            metadata={"retryOf": str(job.job_id)},
-        )
+        with system_metadata():
+            return self.schedule_job(
+                job.type,
+                data if isinstance(data, dict) else {},
+                tenant_id=job.tenant,
+                user_id=job.user_id,
+                metadata={"retryOf": str(job.job_id)},
+            )
 
     # Async twins, Django style. Backends with native async code override them.
     async def aschedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:

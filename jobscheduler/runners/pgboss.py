@@ -239,7 +239,7 @@ class PgBossJobRunner(JobRunner):
         schedule = self._schedule(schedule_id, tenant_id)
         if schedule is None:
             return None
-        with transaction.atomic():
+        with transaction.atomic(), validation.system_metadata():
             result = self.schedule_job(
                 schedule.job_name,
                 schedule.data,

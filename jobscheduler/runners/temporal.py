@@ -556,14 +556,15 @@ class TemporalJobRunner(JobRunner):
         schedule = _temporal_schedule(schedule_id, tenant_id)
         if schedule is None:
             return None
-        result = self.schedule_job(
-            schedule.job_name,
-            schedule.data,
-            tenant_id=schedule.tenant,
-            user_id=schedule.user_id,
-            metadata={"scheduleKey": schedule.key, "triggeredManually": True},
-            schedule_id=schedule.id,
-        )
+        with validation.system_metadata():
+            result = self.schedule_job(
+                schedule.job_name,
+                schedule.data,
+                tenant_id=schedule.tenant,
+                user_id=schedule.user_id,
+                metadata={"scheduleKey": schedule.key, "triggeredManually": True},
+                schedule_id=schedule.id,
+            )
         Schedule.objects.filter(pk=schedule.pk).update(
             last_run_at=dj_timezone.now(), last_job_id=result.job_id, updated_at=dj_timezone.now()
         )

@@ -313,14 +313,16 @@ def test_cron_fires_each_tick_once_with_three_schedulers(runner, start_worker, t
 def test_missed_ticks_fire_once_on_restart(runner, start_worker, tenant):
     sched = runner.schedule_recurring_job("t.noop", {}, "*/5 * * * * *", tenant_id=tenant)
     # as if every worker had been down for a minute: twelve ticks were missed
-    Schedule.objects.filter(pk=sched.job_id).update(next_run_at=datetime.now(UTC) - timedelta(minutes=1))
+    restart = datetime.now(UTC)
+    Schedule.objects.filter(pk=sched.job_id).update(next_run_at=restart - timedelta(minutes=1))
     start_worker()
     wait_for(
         lambda: ScheduleRun.objects.filter(schedule_id=sched.job_id).exists(), message="the catch-up tick"
     )
     time.sleep(1)
-    assert ScheduleRun.objects.filter(schedule_id=sched.job_id).count() == 1
-    assert Schedule.objects.get(pk=sched.job_id).next_run_at > datetime.now(UTC) - timedelta(seconds=1)
+    missed = ScheduleRun.objects.filter(schedule_id=sched.job_id, tick__lt=restart)
+    assert missed.count() == 1  # regular ticks after the restart may follow; the missed minute fired once
+    assert Schedule.objects.get(pk=sched.job_id).next_run_at > restart
 
 
 def test_burst_drains_and_exits(runner, start_worker, tenant):
