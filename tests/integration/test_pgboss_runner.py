@@ -92,6 +92,7 @@ def test_schedule_job_at_needs_an_aware_datetime(runner, tenant):
         (lambda r, t: r.schedule_job("t.noop", {}), TenantRequired, 'A tenant is required: pass tenant_id=... or put "tenantId" in the job data.'),
         (lambda r, t: r.schedule_job("t.noop", {}, tenant_id=t, metadata={"data": 1}), InvalidJobData, "metadata keys are reserved by the job record: data"),
         (lambda r, t: r.schedule_job("t.noop", {}, tenant_id=t, priority="high"), InvalidJobData, "priority must be a 32-bit integer, got 'high'"),
+        (lambda r, t: r.schedule_job("t.noop", {}, tenant_id=t, metadata={"retryOf": "x"}), InvalidJobData, "metadata keys are reserved by the job record: retryOf"),
         (lambda r, t: r.schedule_recurring_job("t.noop", {}, "not a cron", tenant_id=t), InvalidSchedule, "Invalid cron expression: 'not a cron' (expected 5 fields, or 6 with seconds first)"),
         (lambda r, t: r.schedule_recurring_job("t.noop", {}, "0 0 * * *", timezone="Nowhere/Land", tenant_id=t), InvalidSchedule, "Invalid timezone: 'Nowhere/Land'"),
         (lambda r, t: r.schedule_recurring_job("nope", {}, "0 0 * * *", tenant_id=t), JobHandlerNotFound, "No handler registered for job: nope"),
