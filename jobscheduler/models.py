@@ -163,6 +163,8 @@ class Schedule(models.Model):
     key = models.CharField(max_length=255)
     job_name = models.CharField(max_length=255)
     data = models.JSONField(default=dict)
+    #: The caller's metadata, copied into every run's `jobs.metadata`.
+    metadata = models.JSONField(default=dict, blank=True)
     cron = models.CharField(max_length=255, blank=True, default="")
     interval_seconds = models.FloatField(null=True, blank=True)
     timezone = models.CharField(max_length=64, default="UTC")

@@ -8,6 +8,7 @@ import json
 import uuid
 import zoneinfo
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -153,3 +154,53 @@ def cron_for_croniter(spec: str) -> str:
     if len(fields) == 6:
         fields = fields[1:] + fields[:1]
     return " ".join(fields)
+
+
+MAX_SCHEDULE_KEY = 200  # leaves room in 255-character ids for the backends' own prefixes
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringSpec:
+    """A validated `schedule_recurring_job` call, the same for both backends."""
+
+    key: str
+    tenant: uuid.UUID
+    user: uuid.UUID
+    when: str | timedelta
+    metadata: dict[str, Any]
+
+    @property
+    def cron(self) -> str:
+        return "" if isinstance(self.when, timedelta) else self.when
+
+    @property
+    def interval_seconds(self) -> float | None:
+        return self.when.total_seconds() if isinstance(self.when, timedelta) else None
+
+
+def check_recurring(
+    job_name: str,
+    data: Any,
+    cron: Any,
+    *,
+    timezone: Any,
+    schedule_key: Any,
+    tenant_id: Any,
+    user_id: Any,
+    metadata: dict[str, Any] | None,
+) -> RecurringSpec:
+    from .registry import JobHandlerRegistry
+
+    JobHandlerRegistry.get(job_name)
+    encode_data(data)
+    tenant = resolve_tenant(tenant_id, data)
+    user = resolve_user(user_id)
+    when = check_cron(cron)
+    check_timezone(timezone)
+    extra = encode_metadata(metadata)
+    key = schedule_key if schedule_key is not None else f"{job_name}:{tenant}"
+    if not isinstance(key, str) or not key or len(key) > MAX_SCHEDULE_KEY:
+        raise InvalidSchedule(
+            f"schedule_key must be a non-empty string of at most {MAX_SCHEDULE_KEY} characters: {key!r}"
+        )
+    return RecurringSpec(key=key, tenant=tenant, user=user, when=when, metadata=extra)

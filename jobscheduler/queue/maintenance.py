@@ -117,7 +117,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
     once, then the schedule moves to its next tick after now (missed ticks are not replayed)."""
     fired = 0
     rows = conn.execute(sql.DUE_SCHEDULES, {"limit": CRON_BATCH}).fetchall()
-    for sid, tenant, key, job_name, data, cron, interval, tz, user, tick, db_now in rows:
+    for sid, tenant, key, job_name, data, metadata, cron, interval, tz, user, tick, db_now in rows:
         try:
             validation.check_timezone(tz)
             if not interval:
@@ -142,7 +142,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
             max_attempts = spec.retry.max_attempts if spec else 3
             meta = tracking.build_metadata(
                 json.dumps(data if isinstance(data, dict) else {}, separators=(",", ":")),
-                extra={"scheduleKey": key, "tick": tick.isoformat()},
+                extra={**(metadata or {}), "scheduleKey": key, "tick": tick.isoformat()},
                 max_attempts=max_attempts,
                 schedule_id=sid,
             )

@@ -239,7 +239,7 @@ DELETE FROM jobs j USING old WHERE j.tenant = old.tenant AND j.job_id = old.job_
 #: pgboss schedules whose next tick is due, locked so concurrent schedulers split them (correctness comes from
 #: the unique (schedule, tick) of FIRE_TICK, not from this lock).
 DUE_SCHEDULES = """
-SELECT id, tenant, key, job_name, data, cron, interval_seconds, timezone, user_id, next_run_at, now()
+SELECT id, tenant, key, job_name, data, metadata, cron, interval_seconds, timezone, user_id, next_run_at, now()
 FROM jobscheduler_schedules
 WHERE runner_type = 'pgboss' AND NOT paused AND next_run_at <= now()
 ORDER BY next_run_at

@@ -15,7 +15,6 @@ from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from .. import tracking, validation
-from ..exceptions import InvalidSchedule
 from ..models import Schedule
 from ..queue import sql
 from ..queue.connection import django_prepared_cursor
@@ -188,35 +187,36 @@ class PgBossJobRunner(JobRunner):
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         """Create or update (by key) a schedule; each firing becomes its own `jobs` row."""
-        JobHandlerRegistry.get(job_name)
-        spec = validation.check_cron(cron)
-        validation.check_timezone(timezone)
-        validation.encode_data(data)
-        validation.encode_metadata(metadata)
-        tenant = validation.resolve_tenant(tenant_id, data)
-        user = validation.resolve_user(user_id)
-        key = schedule_key or f"{job_name}:{tenant}"
-        if not isinstance(key, str) or len(key) > 255:
-            raise InvalidSchedule(f"schedule_key must be a string of at most 255 characters: {key!r}")
-        interval = spec.total_seconds() if isinstance(spec, timedelta) else None
-        cron_text = "" if isinstance(spec, timedelta) else spec
+        spec = validation.check_recurring(
+            job_name,
+            data,
+            cron,
+            timezone=timezone,
+            schedule_key=schedule_key,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            metadata=metadata,
+        )
         now = dj_timezone.now()
-        first = next_tick(cron=cron_text, interval_seconds=interval, timezone=timezone, anchor=now, after=now)
+        first = next_tick(
+            cron=spec.cron, interval_seconds=spec.interval_seconds, timezone=timezone, anchor=now, after=now
+        )
         schedule, _ = Schedule.objects.update_or_create(
-            tenant=tenant,
-            key=key,
+            tenant=spec.tenant,
+            key=spec.key,
             defaults={
                 "job_name": job_name,
                 "data": data,
-                "cron": cron_text,
-                "interval_seconds": interval,
+                "metadata": spec.metadata,
+                "cron": spec.cron,
+                "interval_seconds": spec.interval_seconds,
                 "timezone": timezone,
-                "user_id": user,
+                "user_id": spec.user,
                 "runner_type": self.runner_type,
                 "next_run_at": first,
             },
         )
-        return ScheduleJobResult(job_id=str(schedule.id), external_id=key)
+        return ScheduleJobResult(job_id=str(schedule.id), external_id=spec.key)
 
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
         schedule = self._schedule(schedule_id, tenant_id)
@@ -245,7 +245,7 @@ class PgBossJobRunner(JobRunner):
                 schedule.data,
                 tenant_id=schedule.tenant,
                 user_id=schedule.user_id,
-                metadata={"scheduleKey": schedule.key, "triggeredManually": True},
+                metadata={**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
             )
             Schedule.objects.filter(pk=schedule.pk).update(
                 last_run_at=datetime.now(UTC), last_job_id=uuid.UUID(result.job_id)

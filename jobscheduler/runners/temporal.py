@@ -44,7 +44,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from .. import tracking, validation
 from ..conf import env_setting, setting
-from ..exceptions import InvalidSchedule, RunnerUnavailable
+from ..exceptions import RunnerUnavailable
 from ..models import LIVE_STATUSES, Job, JobStatus, Schedule
 from ..registry import JobHandlerRegistry
 from ..temporal import records
@@ -466,18 +466,17 @@ class TemporalJobRunner(JobRunner):
         user_id: Any = None,
         metadata: dict[str, Any] | None = None,
     ) -> _SchedulePlan:
-        JobHandlerRegistry.get(job_name)
-        validation.encode_data(data)
-        tenant = validation.resolve_tenant(tenant_id, data)
-        user = validation.resolve_user(user_id)
-        when = validation.check_cron(cron)
-        validation.check_timezone(timezone)
-        extra = validation.encode_metadata(metadata)
-        key = schedule_key if schedule_key is not None else f"{job_name}:{tenant}"
-        if not isinstance(key, str) or not key or len(key) > 200:
-            raise InvalidSchedule(
-                f"schedule_key must be a non-empty string of at most 200 characters: {key!r}"
-            )
+        spec = validation.check_recurring(
+            job_name,
+            data,
+            cron,
+            timezone=timezone,
+            schedule_key=schedule_key,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            metadata=metadata,
+        )
+        key, tenant, user, when, extra = spec.key, spec.tenant, spec.user, spec.when, spec.metadata
         return _SchedulePlan(
             key=key,
             tenant=tenant,
@@ -562,7 +561,7 @@ class TemporalJobRunner(JobRunner):
                 schedule.data,
                 tenant_id=schedule.tenant,
                 user_id=schedule.user_id,
-                metadata={"scheduleKey": schedule.key, "triggeredManually": True},
+                metadata={**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
                 schedule_id=schedule.id,
             )
         Schedule.objects.filter(pk=schedule.pk).update(
@@ -607,6 +606,7 @@ def _save_schedule_row(
     fields = {
         "job_name": plan.job_name,
         "data": plan.data,
+        "metadata": plan.metadata,
         "cron": plan.when if isinstance(plan.when, str) else "",
         "interval_seconds": plan.when.total_seconds() if isinstance(plan.when, timedelta) else None,
         "timezone": plan.timezone,

@@ -179,7 +179,9 @@ def test_recurring_job_upserts_by_key(runner, tenant):
 
 
 def test_pause_resume_and_trigger_schedule(runner, tenant, other_tenant):
-    sched = runner.schedule_recurring_job("t.noop", {"k": 1}, "0 0 1 1 *", tenant_id=tenant)
+    sched = runner.schedule_recurring_job(
+        "t.noop", {"k": 1}, "0 0 1 1 *", tenant_id=tenant, metadata={"origin": "billing"}
+    )
     assert not runner.set_schedule_paused(sched.job_id, other_tenant, True)
     assert runner.set_schedule_paused(sched.job_id, tenant, True)
     assert Schedule.objects.get(pk=sched.job_id).paused
@@ -188,6 +190,7 @@ def test_pause_resume_and_trigger_schedule(runner, tenant, other_tenant):
     fired = runner.trigger_schedule(sched.job_id, tenant)
     job = Job.objects.get(job_id=fired.job_id)
     assert job.metadata["data"] == {"k": 1} and job.metadata["scheduleKey"] == f"t.noop:{tenant}"
+    assert job.metadata["origin"] == "billing"
     assert Schedule.objects.get(pk=sched.job_id).last_job_id == job.job_id
 
 

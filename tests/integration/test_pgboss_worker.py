@@ -294,7 +294,9 @@ def test_second_signal_exits_at_once(runner, start_worker, tenant):
 
 
 def test_cron_fires_each_tick_once_with_three_schedulers(runner, start_worker, tenant):
-    sched = runner.schedule_recurring_job("t.noop", {}, "* * * * * *", tenant_id=tenant)  # every second
+    sched = runner.schedule_recurring_job(
+        "t.noop", {}, "* * * * * *", tenant_id=tenant, metadata={"origin": "cron-test"}
+    )  # every second
     for _ in range(3):
         start_worker("--concurrency", "2")
     time.sleep(4.5)
@@ -307,6 +309,7 @@ def test_cron_fires_each_tick_once_with_three_schedulers(runner, start_worker, t
     assert all((b - a) == timedelta(seconds=1) for a, b in zip(ticks, ticks[1:], strict=False)), ticks
     fired = Job.objects.filter(metadata__scheduleId=sched.job_id)
     assert fired.count() == len(runs)
+    assert all(j.metadata["origin"] == "cron-test" for j in fired)
     assert {str(j.job_id) for j in fired} == {str(r.job_id) for r in runs}
 
 
