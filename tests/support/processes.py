@@ -51,7 +51,9 @@ def libpq_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, args: list[str], settings: dict, log_path: Path, extra_env: dict | None = None) -> None:
+    def __init__(
+        self, args: list[str], settings: dict, log_path: Path, extra_env: dict | None = None
+    ) -> None:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=test_database_url(),
