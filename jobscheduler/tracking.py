@@ -246,6 +246,8 @@ class Outcome:
     error_type: str | None = None
     traceback: str | None = None
     next_at: datetime | None = None
+    #: For the pgboss worker's retries: the backoff, turned into `next_at` by the database clock.
+    retry_delay_ms: float | None = None
 
 
 def finish_params(outcomes: Iterable[Outcome]) -> dict[str, list]:

@@ -12,7 +12,6 @@ import threading
 import traceback
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import tracking
@@ -85,9 +84,7 @@ def failure_outcome(
     message = _truncate(
         f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, MAX_ERROR_CHARS
     )
-    next_at = None
-    if retryable:
-        next_at = datetime.now(UTC) + timedelta(milliseconds=policy.delay_ms(attempt.attempt))
+    delay_ms = policy.delay_ms(attempt.attempt) if retryable else None
     return tracking.Outcome(
         tenant=attempt.tenant,
         job_id=attempt.job_id,
@@ -96,7 +93,7 @@ def failure_outcome(
         error=message,
         error_type=type(error).__name__,
         traceback=_truncate(tb, MAX_TRACEBACK_CHARS) if tb else None,
-        next_at=next_at,
+        retry_delay_ms=delay_ms,
     )
 
 

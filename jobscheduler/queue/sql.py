@@ -112,15 +112,16 @@ UNREGISTER_WORKER = "DELETE FROM jobscheduler_workers WHERE id = %(id)s"
 # -- an attempt ends ----------------------------------------------------------------------------------------------
 
 #: Buffered outcomes of many attempts in one statement. Final outcomes delete the queue row; retry puts it back
-#: with its next run time; released (shutdown) puts it back without using up the attempt. Fenced on
+#: with its next run time (now() + the backoff: the database clock, not the worker's); released (shutdown) puts it back without using up the attempt. Fenced on
 #: (job_id, lease_token, attempt); returns the job ids that were recorded (the rest were stale).
 FINISH = (
     """
 WITH input AS (
-    SELECT * FROM unnest(%(tenants)b::uuid[], %(ids)b::uuid[], %(attempts)b::int[], %(outcomes)b::text[],
-                         %(results)b::jsonb[], %(errors)b::text[], %(error_types)b::text[], %(tbs)b::text[],
-                         %(next_ats)b::timestamptz[], %(tokens)b::uuid[])
-        AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, next_at, token)
+    SELECT s.*, now() + make_interval(secs => s.delay_ms / 1000.0) AS next_at
+    FROM unnest(%(tenants)b::uuid[], %(ids)b::uuid[], %(attempts)b::int[], %(outcomes)b::text[],
+                %(results)b::jsonb[], %(errors)b::text[], %(error_types)b::text[], %(tbs)b::text[],
+                %(delays)b::float8[], %(tokens)b::uuid[])
+        AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, delay_ms, token)
 ),
 ended AS (
     DELETE FROM jobscheduler_queue q USING input i

@@ -337,6 +337,7 @@ class PgBossWorker:
             if outcomes:
                 params = tracking.finish_params(o for _, o in outcomes)
                 params["tokens"] = [a.token for a, _ in outcomes]
+                params["delays"] = [o.retry_delay_ms for _, o in outcomes]
                 rows = self._execute(sql.FINISH, params, fetch=True)
                 self.stats["flushes"] += 1
         except BaseException:
@@ -363,9 +364,8 @@ class PgBossWorker:
             key = {"retry": "retried", "completed": "completed", "failed": "failed", "cancelled": "cancelled"}
             if outcome.outcome in key:
                 self.stats[key[outcome.outcome]] += 1
-            if outcome.outcome == tracking.RETRY and outcome.next_at is not None:
-                delay = max(0.0, outcome.next_at.timestamp() - time.time()) + 0.005
-                heapq.heappush(self._retry_wakes, time.monotonic() + delay)
+            if outcome.outcome == tracking.RETRY and outcome.retry_delay_ms is not None:
+                heapq.heappush(self._retry_wakes, time.monotonic() + outcome.retry_delay_ms / 1000.0 + 0.005)
 
     def _apply_write(self, write: tuple) -> None:
         kind, tenant, job_id, *rest = write
