@@ -150,7 +150,7 @@ started AS (
 ),
 started_step AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-    SELECT tenant, gen_random_uuid(), job_id, 'execution_started', 'processing',
+    SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_started', 'processing',
            jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1
     FROM started
 )
@@ -203,7 +203,7 @@ finished AS (
 ),
 finished_steps AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-    SELECT f.tenant, gen_random_uuid(), f.job_id, step.name, step.status::job_status, step.result,
+    SELECT f.tenant, jobscheduler_uuid7(), f.job_id, step.name, step.status::job_status, step.result,
            clock_timestamp(), f.attempt - 1
     FROM finished f
     CROSS JOIN LATERAL (VALUES
@@ -289,7 +289,7 @@ def record_cancelled_unstarted(
            ), s AS (
                INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
                                         retry_count)
-               SELECT tenant, gen_random_uuid(), job_id, 'execution_cancelled', 'cancelled',
+               SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
                       jsonb_build_object('reason', %(reason)s::text), now(), greatest(attempts - 1, 0) FROM c
            )
            SELECT count(*) FROM c""",
@@ -327,7 +327,7 @@ def record_step(
     """A handler's own step (`current_job().step(...)`)."""
     _execute(
         """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-           VALUES (%(tenant)s, gen_random_uuid(), %(job_id)s, %(name)s, %(status)s::job_status,
+           VALUES (%(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
                    %(result)s::jsonb, clock_timestamp(), %(retry)s)""",
         {
             "tenant": tenant,

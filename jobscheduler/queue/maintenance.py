@@ -11,13 +11,13 @@ import json
 import logging
 import threading
 import time
-import uuid
 
 import psycopg
 
 from .. import tracking, validation
 from ..conf import setting
 from ..exceptions import InvalidSchedule
+from ..ids import new_id
 from ..registry import JobHandlerRegistry
 from . import sql
 from .connection import open_connection
@@ -135,7 +135,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
                 extra={"action": "cron_broken", "key": key},
             )
             continue
-        job_id = uuid.uuid4()
+        job_id = new_id()
         claimed = conn.execute(sql.FIRE_TICK, {"schedule_id": sid, "tick": tick, "job_id": job_id}).fetchone()
         if claimed:
             spec = JobHandlerRegistry._handlers.get(job_name)

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from .. import tracking, validation
+from ..ids import new_id
 from ..models import Schedule
 from ..queue import sql
 from ..queue.connection import django_prepared_cursor
@@ -90,7 +91,7 @@ class PgBossJobRunner(JobRunner):
                     text, extra=extra, max_attempts=spec.retry.max_attempts, priority=priority
                 )
             )
-        ids = [uuid.uuid4() for _ in metas]
+        ids = [new_id() for _ in metas]
         self._insert(job_name, tenants, ids, metas, user, priority, run_at, spec.retry.max_attempts, None)
         return [ScheduleJobResult(job_id=str(i), external_id=str(i)) for i in ids]
 
@@ -118,7 +119,7 @@ class PgBossJobRunner(JobRunner):
             priority=priority,
             singleton_key=singleton_key,
         )
-        job_id = uuid.uuid4()
+        job_id = new_id()
         args = (
             job_name,
             [tenant],

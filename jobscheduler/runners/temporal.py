@@ -45,6 +45,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from .. import tracking, validation
 from ..conf import env_setting, setting
 from ..exceptions import RunnerUnavailable
+from ..ids import new_id
 from ..models import LIVE_STATUSES, Job, JobStatus, Schedule
 from ..registry import JobHandlerRegistry
 from ..temporal import records
@@ -223,7 +224,7 @@ class TemporalJobRunner(JobRunner):
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
         extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms}
-        job_id = uuid.uuid4()
+        job_id = new_id()
         meta_json = tracking.build_metadata(
             data_json,
             extra=extra,

@@ -106,3 +106,15 @@ def test_queryset_states(tenant, other_tenant):
     assert set(mine.running().values_list("status", flat=True)) == {"processing"}
     assert set(mine.finished().values_list("status", flat=True)) == {"completed", "failed", "cancelled"}
     assert mine.failed().count() == 1
+
+
+def test_sql_uuid7_matches_the_python_ids():
+    from jobscheduler.ids import new_id
+
+    before = new_id()
+    with connection.cursor() as cur:
+        cur.execute("SELECT jobscheduler_uuid7()")
+        made = cur.fetchone()[0]
+    made = made if hasattr(made, "version") else __import__("uuid").UUID(str(made))
+    assert made.version == 7
+    assert abs((made.int >> 80) - (before.int >> 80)) < 5000
