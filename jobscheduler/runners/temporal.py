@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone as dj_timezone
 from temporalio.client import (
     Client,
@@ -59,6 +59,7 @@ logger = logging.getLogger("jobscheduler.runners")
 T = TypeVar("T")
 
 RUNNER_TYPE = records.RUNNER_TYPE
+STARTED_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.ACTIVE)
 SINGLETON_CLOSE_WAIT_SECONDS = 5.0  # a singleton whose record is final gets this long to close its workflow
 _CLOSED_FAILURES = {
     WorkflowExecutionStatus.FAILED: "failed",
@@ -282,8 +283,10 @@ class TemporalJobRunner(JobRunner):
         waits for the caller's transaction to commit)."""
         job = plan.new_job
         if plan.singleton_key:
+            # Only a row whose workflow started holds the key; between pending rows, Temporal's id conflict
+            # decides which one runs, and every caller gets that one's id (the workflow memo's jobId).
             holder = (
-                Job.objects.filter(tenant=job.tenant, runner_type=RUNNER_TYPE, status__in=LIVE_STATUSES)
+                Job.objects.filter(tenant=job.tenant, runner_type=RUNNER_TYPE, status__in=STARTED_STATUSES)
                 .filter(metadata__singletonKey=plan.singleton_key)
                 .only("job_id", "external_id")
                 .first()
@@ -630,8 +633,12 @@ def _temporal_schedule(schedule_id: Any, tenant_id: Any) -> Schedule | None:
 
 
 def _is_finished(job_id: Any, tenant: uuid.UUID) -> bool:
-    job = _load_job(job_id, tenant)
-    return job is not None and job.is_finished
+    try:
+        job = _load_job(job_id, tenant)
+        return job is not None and job.is_finished
+    finally:
+        # Runs on asgiref's executor thread, where no request cycle would ever close this connection.
+        connections.close_all()
 
 
 def _load_job(job_id: Any, tenant_id: Any) -> Job | None:
