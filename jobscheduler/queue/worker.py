@@ -1,8 +1,9 @@
 """The pgboss worker: claim ready jobs in batches, run them on a thread pool, record outcomes in batches.
 
-One main loop owns the worker's database connection and does all queue I/O: claim (one statement for up to
-the free slots), flush (one statement for every outcome that finished meanwhile, plus handler progress/steps),
-heartbeat (one statement extending every lease) and timeout checks. Handler threads never touch the queue.
+One main loop owns the worker's database connection and does all queue I/O. Each turn records every outcome
+that finished meanwhile (one statement, plus handler progress/steps) and claims up to the free slots (one
+statement), both in one transaction and one round trip; it also heartbeats (one statement extending every
+lease) and enforces timeouts. Handler threads never touch the queue.
 A listener thread wakes the loop on NOTIFY; polling is the backstop. A maintenance thread rescues expired
 leases, fires cron ticks and prunes history.
 """
@@ -67,6 +68,7 @@ class PgBossWorker:
         self.poll_seconds = float(setting("POLL_INTERVAL_SECONDS"))
         self.batch_size = int(setting("FETCH_BATCH_SIZE"))
         self.max_payload_bytes = int(setting("MAX_PAYLOAD_BYTES"))
+        self.default_timeout_ms = int(setting("DEFAULT_TIMEOUT_MS"))
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -159,26 +161,25 @@ class PgBossWorker:
         next_poll = 0.0
         while True:
             self._wake.clear()
-            self._safe(self._flush)
             now = time.monotonic()
             if now >= next_heartbeat:
                 self._safe(self._heartbeat)
                 next_heartbeat = now + self.heartbeat_seconds
             self._expire_timeouts(now)
             if self._stop_requested:
+                self._safe(lambda: self._record_and_claim(0))
                 if self._drained_or_released(now):
                     return
             else:
                 free = self.concurrency - len(self._running)
                 due = now >= next_poll or bool(self._retry_wakes and now >= self._retry_wakes[0])
-                if free > 0 and (self._maybe_ready or due):
-                    limit = min(free, self.batch_size)
-                    claimed = self._safe(lambda n=limit: self._claim(n), default=-1)
-                    if claimed >= 0:
-                        next_poll = now + self.poll_seconds
-                        while self._retry_wakes and self._retry_wakes[0] <= now:
-                            heapq.heappop(self._retry_wakes)
-                        self._maybe_ready = claimed == limit
+                limit = min(free, self.batch_size) if free > 0 and (self._maybe_ready or due) else 0
+                claimed = self._safe(lambda n=limit: self._record_and_claim(n), default=-1)
+                if limit and claimed >= 0:
+                    next_poll = now + self.poll_seconds
+                    while self._retry_wakes and self._retry_wakes[0] <= now:
+                        heapq.heappop(self._retry_wakes)
+                    self._maybe_ready = claimed == limit
                     idle = claimed == 0 and not self._running and not self._has_pending()
                     if self.burst and idle and not self._retry_wakes:  # our own pending retries keep us
                         return
@@ -203,17 +204,7 @@ class PgBossWorker:
 
     # -- claim ----------------------------------------------------------------------------------------------------
 
-    def _claim(self, limit: int) -> int:
-        rows = self._execute(
-            sql.CLAIM,
-            {
-                "worker_id": self.worker_id,
-                "lease_seconds": self.lease_seconds,
-                "names": self.job_names,
-                "limit": limit,
-            },
-            fetch=True,
-        )
+    def _start_claimed(self, rows: list[tuple]) -> int:
         now = time.monotonic()
         for job_id, tenant, name, attempt_no, max_attempts, token, data in rows:
             attempt = Attempt(
@@ -226,14 +217,13 @@ class PgBossWorker:
                 data=data,
             )
             spec = JobHandlerRegistry._handlers.get(name)
-            timeout_ms = spec.timeout_ms if spec else setting("DEFAULT_TIMEOUT_MS")
+            timeout_ms = spec.timeout_ms if spec else self.default_timeout_ms
             attempt.deadline = now + timeout_ms / 1000.0
             attempt.ctx = QueueJobContext(attempt, self._submit_write)
             with self._lock:
                 self._running[job_id] = attempt
             self._tasks.put(attempt)
         self.stats["claimed"] += len(rows)
-        self.stats["claims"] += 1
         return len(rows)
 
     # -- slots (handler threads) ----------------------------------------------------------------------------------
@@ -322,30 +312,54 @@ class PgBossWorker:
 
     # -- recording ------------------------------------------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _record_and_claim(self, limit: int) -> int:
+        """Record every outcome (and handler progress/steps) gathered since last time and claim up to `limit`
+        more jobs: one transaction, one round trip (pipeline mode). Returns the number claimed.
+
+        If anything fails, the transaction leaves the database as it was and the outcomes wait for the next
+        call, after the connection is re-made."""
         with self._lock:
             outcomes, self._outcomes = self._outcomes, []
             writes, self._writes = self._writes, []
-        if not outcomes and not writes:
-            return
-        applied = 0
+        if not outcomes and not writes and not limit:
+            return 0
+        finish = claim = None
         try:
-            for write in writes:
-                self._apply_write(write)
-                applied += 1
-            rows = []
-            if outcomes:
-                params = tracking.finish_params(o for _, o in outcomes)
-                params["tokens"] = [a.token for a, _ in outcomes]
-                params["delays"] = [o.retry_delay_ms for _, o in outcomes]
-                rows = self._execute(sql.FINISH, params, fetch=True)
-                self.stats["flushes"] += 1
+            with self._conn.pipeline(), self._conn.transaction():
+                for write in writes:
+                    self._apply_write(write)
+                if outcomes:
+                    params = tracking.finish_params(o for _, o in outcomes)
+                    params["tokens"] = [a.token for a, _ in outcomes]
+                    params["delays"] = [o.retry_delay_ms for _, o in outcomes]
+                    finish = self._conn.cursor()
+                    finish.execute(sql.FINISH, params)
+                if limit:
+                    claim = self._conn.cursor()
+                    claim.execute(
+                        sql.CLAIM,
+                        {
+                            "worker_id": self.worker_id,
+                            "lease_seconds": self.lease_seconds,
+                            "names": self.job_names,
+                            "limit": limit,
+                        },
+                    )
+            recorded = {r[0] for r in finish.fetchall()} if finish else set()
+            claimed = claim.fetchall() if claim else []
         except BaseException:
-            with self._lock:  # keep what was not recorded for the next flush, after reconnecting
+            with self._lock:
                 self._outcomes[:0] = outcomes
-                self._writes[:0] = writes[applied:]
+                self._writes[:0] = writes
             raise
-        recorded = {r[0] for r in rows}
+        if outcomes:
+            self.stats["flushes"] += 1
+            self._note_recorded(outcomes, recorded)
+        if limit:
+            self.stats["claims"] += 1
+        return self._start_claimed(claimed)
+
+    def _note_recorded(self, outcomes: list[tuple[Attempt, tracking.Outcome]], recorded: set) -> None:
         for attempt, outcome in outcomes:
             if attempt.job_id not in recorded:
                 self.stats["stale"] += 1
@@ -439,7 +453,7 @@ class PgBossWorker:
                 released = simple_outcome(attempt, tracking.RELEASED, reason="Worker shut down")
                 if self._finish(attempt, released, give_up_thread=True) and attempt.ctx:
                     attempt.ctx.mark_cancelled()
-            self._safe(self._flush)
+            self._safe(lambda: self._record_and_claim(0))
         return not self._running and not self._has_pending()
 
     # -- database plumbing ----------------------------------------------------------------------------------------
