@@ -1,11 +1,12 @@
 """The pgboss worker: claim ready jobs in batches, run them on a thread pool, record outcomes in batches.
 
-One main loop owns the worker's database connection and does all queue I/O. Each turn records every outcome
+One main loop owns the worker's main database connection. Each turn records every outcome
 that finished meanwhile (one statement, plus handler progress/steps) and claims up to the free slots (one
-statement), both in one transaction and one round trip; it also heartbeats (one statement extending every
-lease) and enforces timeouts. Handler threads never touch the queue.
-A listener thread wakes the loop on NOTIFY; polling is the backstop. A maintenance thread rescues expired
-leases, fires cron ticks and prunes history.
+statement), both in one transaction and one round trip, and it enforces timeouts. Handler threads never touch
+the queue.
+A heartbeat thread extends the worker's leases on its own connection, so a slow statement in the loop cannot let
+them lapse. A listener thread wakes the loop on NOTIFY; polling is the backstop. A maintenance thread rescues
+expired leases, fires cron ticks and prunes history.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..registry import JobHandlerRegistry
 from . import sql
 from .connection import open_connection
 from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, simple_outcome
+from .heartbeat import Heartbeat
 from .listener import Listener
 from .maintenance import Maintenance
 
@@ -75,6 +77,7 @@ class PgBossWorker:
         self._running: dict[uuid.UUID, Attempt] = {}
         self._outcomes: list[tuple[Attempt, tracking.Outcome]] = []
         self._writes: list[tuple] = []
+        self._recording: list[Attempt] = []  # outcomes in the statement being sent: their leases still count
         self._tasks: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
         self._slots = 0
         self._stop_requested = False
@@ -125,9 +128,11 @@ class PgBossWorker:
         )
         listener = Listener(self._on_notify, self._on_cancel) if setting("USE_LISTEN_NOTIFY") else None
         maintenance = Maintenance(scheduler=self.scheduler)
+        heartbeat = Heartbeat(self.beat, self.heartbeat_seconds)
         if listener:
             listener.start()
         maintenance.start()
+        heartbeat.start()
         for _ in range(self.concurrency):
             self._add_slot()
         self._log_banner()
@@ -137,6 +142,7 @@ class PgBossWorker:
             if listener:
                 listener.stop()
             maintenance.stop()
+            heartbeat.stop()
             for _ in range(self._slots):
                 self._tasks.put(None)
             self._safe(lambda: self._execute(sql.UNREGISTER_WORKER, {"id": self.worker_id}))
@@ -157,14 +163,10 @@ class PgBossWorker:
     # -- the loop -------------------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        next_heartbeat = time.monotonic() + self.heartbeat_seconds
         next_poll = 0.0
         while True:
             self._wake.clear()
             now = time.monotonic()
-            if now >= next_heartbeat:
-                self._safe(self._heartbeat)
-                next_heartbeat = now + self.heartbeat_seconds
             self._expire_timeouts(now)
             if self._stop_requested:
                 self._safe(lambda: self._record_and_claim(0))
@@ -183,11 +185,11 @@ class PgBossWorker:
                     idle = claimed == 0 and not self._running and not self._has_pending()
                     if self.burst and idle and not self._retry_wakes:  # our own pending retries keep us
                         return
-            self._wake.wait(self._wait_time(next_poll, next_heartbeat))
+            self._wake.wait(self._wait_time(next_poll))
 
-    def _wait_time(self, next_poll: float, next_heartbeat: float) -> float:
+    def _wait_time(self, next_poll: float) -> float:
         now = time.monotonic()
-        horizon = min(next_poll, next_heartbeat)
+        horizon = next_poll
         if self._retry_wakes:
             horizon = min(horizon, self._retry_wakes[0])
         with self._lock:
@@ -321,6 +323,7 @@ class PgBossWorker:
         with self._lock:
             outcomes, self._outcomes = self._outcomes, []
             writes, self._writes = self._writes, []
+            self._recording = [a for a, _ in outcomes]
         if not outcomes and not writes and not limit:
             return 0
         finish = claim = None
@@ -351,7 +354,10 @@ class PgBossWorker:
             with self._lock:
                 self._outcomes[:0] = outcomes
                 self._writes[:0] = writes
+                self._recording = []
             raise
+        with self._lock:
+            self._recording = []
         if outcomes:
             self.stats["flushes"] += 1
             self._note_recorded(outcomes, recorded)
@@ -393,31 +399,31 @@ class PgBossWorker:
 
     # -- heartbeat and cancellation -------------------------------------------------------------------------------
 
-    def _heartbeat(self) -> None:
+    def beat(self, conn: psycopg.Connection) -> None:
+        """Extend every lease this worker holds (running, or finished but not yet recorded) and pass on cancel
+        requests. Runs on the heartbeat thread's own connection."""
         with self._lock:
             running = list(self._running.values())
-        self._execute(
+            held = running + [a for a, _ in self._outcomes] + self._recording
+        conn.execute(
             sql.WORKER_HEARTBEAT,
             {"id": self.worker_id, "running": json.dumps([str(a.job_id) for a in running])},
         )
-        if not running:
+        if not held:
             return
-        rows = self._execute(
+        rows = conn.execute(
             sql.HEARTBEAT,
             {
                 "lease_seconds": self.lease_seconds,
-                "ids": [a.job_id for a in running],
-                "tokens": [a.token for a in running],
+                "ids": [a.job_id for a in held],
+                "tokens": [a.token for a in held],
             },
-            fetch=True,
-        )
+        ).fetchall()
         alive = {job_id: cancel for job_id, cancel in rows}
         for attempt in running:
-            if attempt.job_id not in alive:
-                # Rescued elsewhere: this attempt's outcome will be rejected; tell the handler to stop early.
-                if attempt.ctx:
-                    attempt.ctx.mark_cancelled()
-            elif alive[attempt.job_id] and attempt.ctx:
+            if attempt.ctx and (attempt.job_id not in alive or alive[attempt.job_id]):
+                # Cancel requested, or rescued elsewhere (this attempt's outcome will be rejected): tell the
+                # handler to stop early.
                 attempt.ctx.mark_cancelled()
 
     def _on_notify(self) -> None:
