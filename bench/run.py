@@ -163,6 +163,12 @@ def save(result: dict[str, Any], text: str) -> None:
     print(f"\nresults: {config.RESULTS_DIR}/bench-{stamp}.json and .md (also latest.*)")
 
 
+def save_partial(result: dict[str, Any]) -> None:
+    """Our figures on disk before the peers' half hour starts, so a crash there loses nothing of ours."""
+    config.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (config.RESULTS_DIR / "ours-partial.json").write_text(json.dumps(result, indent=2, default=str))
+
+
 def main() -> int:
     cfg = config.load()
     errors: list[str] = []
@@ -177,6 +183,7 @@ def main() -> int:
         djsetup.migrate(url)
         djsetup.setup(url)
         result["ours"] = run_ours(cfg, phase)
+        save_partial(result)
         if os.environ.get("BENCH_KEEP_DB", "") in ("", "0"):
             from django.db import connections
 
