@@ -1,9 +1,9 @@
 """The pgboss worker: claim ready jobs in batches, run them on a thread pool, record outcomes in batches.
 
-One main loop owns the worker's main database connection. Each turn records every outcome
-that finished meanwhile (one statement, plus handler progress/steps) and claims up to the free slots (one
-statement), both in one transaction and one round trip, and it enforces timeouts. Handler threads never touch
-the queue.
+One main loop claims up to the free slots (one statement) and enforces timeouts. A recorder thread records
+every outcome that finished meanwhile (one statement, plus handler progress/steps, in one transaction and one
+round trip) on a connection of its own, so the database claims and records at the same time. Handler threads
+never touch the queue.
 A heartbeat thread extends the worker's leases on its own connection, so a slow statement in the loop cannot let
 them lapse. A listener thread wakes the loop on NOTIFY; polling is the backstop. A maintenance thread rescues
 expired leases, fires cron ticks and prunes history.
@@ -38,6 +38,7 @@ from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, s
 from .heartbeat import Heartbeat
 from .listener import Listener
 from .maintenance import Maintenance
+from .recorder import Recorder
 
 logger = logging.getLogger("jobscheduler.worker")
 
@@ -74,6 +75,7 @@ class PgBossWorker:
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._record_ready = threading.Event()
         self._running: dict[uuid.UUID, Attempt] = {}
         self._outcomes: list[tuple[Attempt, tracking.Outcome]] = []
         self._writes: list[tuple] = []
@@ -129,10 +131,12 @@ class PgBossWorker:
         listener = Listener(self._on_notify, self._on_cancel) if setting("USE_LISTEN_NOTIFY") else None
         maintenance = Maintenance(scheduler=self.scheduler)
         heartbeat = Heartbeat(self.beat, self.heartbeat_seconds)
+        recorder = Recorder(self.record, self._record_ready)
         if listener:
             listener.start()
         maintenance.start()
         heartbeat.start()
+        recorder.start()
         for _ in range(self.concurrency):
             self._add_slot()
         self._log_banner()
@@ -143,6 +147,7 @@ class PgBossWorker:
                 listener.stop()
             maintenance.stop()
             heartbeat.stop()
+            recorder.stop()
             for _ in range(self._slots):
                 self._tasks.put(None)
             self._safe(lambda: self._execute(sql.UNREGISTER_WORKER, {"id": self.worker_id}))
@@ -169,30 +174,33 @@ class PgBossWorker:
             now = time.monotonic()
             self._expire_timeouts(now)
             if self._stop_requested:
-                self._safe(lambda: self._record_and_claim(0))
                 if self._drained_or_released(now):
                     return
             else:
                 free = self.concurrency - len(self._running)
-                due = now >= next_poll or bool(self._retry_wakes and now >= self._retry_wakes[0])
-                limit = min(free, self.batch_size) if free > 0 and (self._maybe_ready or due) else 0
-                claimed = self._safe(lambda n=limit: self._record_and_claim(n), default=-1)
-                if limit and claimed >= 0:
-                    next_poll = now + self.poll_seconds
-                    while self._retry_wakes and self._retry_wakes[0] <= now:
-                        heapq.heappop(self._retry_wakes)
-                    self._maybe_ready = claimed == limit
-                    idle = claimed == 0 and not self._running and not self._has_pending()
-                    if self.burst and idle and not self._retry_wakes:  # our own pending retries keep us
-                        return
+                with self._lock:
+                    retry_due = bool(self._retry_wakes and now >= self._retry_wakes[0])
+                if free > 0 and (self._maybe_ready or retry_due or now >= next_poll):
+                    limit = min(free, self.batch_size)
+                    claimed = self._safe(lambda n=limit: self._claim(n), default=-1)
+                    if claimed >= 0:
+                        next_poll = now + self.poll_seconds
+                        with self._lock:
+                            while self._retry_wakes and self._retry_wakes[0] <= now:
+                                heapq.heappop(self._retry_wakes)
+                            waiting_retry = bool(self._retry_wakes)
+                        self._maybe_ready = claimed == limit
+                        idle = claimed == 0 and not self._running and not self._has_pending()
+                        if self.burst and idle and not waiting_retry:  # our own pending retries keep us
+                            return
             self._wake.wait(self._wait_time(next_poll))
 
     def _wait_time(self, next_poll: float) -> float:
         now = time.monotonic()
         horizon = next_poll
-        if self._retry_wakes:
-            horizon = min(horizon, self._retry_wakes[0])
         with self._lock:
+            if self._retry_wakes:
+                horizon = min(horizon, self._retry_wakes[0])
             deadlines = [a.deadline for a in self._running.values()]
         if deadlines:
             horizon = min(horizon, min(deadlines))
@@ -202,7 +210,7 @@ class PgBossWorker:
 
     def _has_pending(self) -> bool:
         with self._lock:
-            return bool(self._outcomes or self._writes)
+            return bool(self._outcomes or self._writes or self._recording)
 
     # -- claim ----------------------------------------------------------------------------------------------------
 
@@ -272,13 +280,14 @@ class PgBossWorker:
             attempt.lost = give_up_thread
             self._running.pop(attempt.job_id, None)
             self._outcomes.append((attempt, outcome))
+        self._record_ready.set()
         self._wake.set()
         return True
 
     def _submit_write(self, write: tuple) -> None:
         with self._lock:
             self._writes.append(write)
-        self._wake.set()
+        self._record_ready.set()
 
     # -- timeouts -------------------------------------------------------------------------------------------------
 
@@ -314,9 +323,10 @@ class PgBossWorker:
 
     # -- recording ------------------------------------------------------------------------------------------------
 
-    def _record_and_claim(self, limit: int) -> int:
-        """Record every outcome (and handler progress/steps) gathered since last time and claim up to `limit`
-        more jobs: one transaction, one round trip (pipeline mode). Returns the number claimed.
+    def record(self, conn: psycopg.Connection) -> bool:
+        """Record every outcome (and handler progress/steps) gathered since last time, in one transaction and
+        one round trip (pipeline mode). Runs on the recorder thread's own connection, beside the claims, so the
+        database works on both at once. Returns whether there was anything to record.
 
         If anything fails, the transaction leaves the database as it was and the outcomes wait for the next
         call, after the connection is re-made."""
@@ -324,46 +334,44 @@ class PgBossWorker:
             outcomes, self._outcomes = self._outcomes, []
             writes, self._writes = self._writes, []
             self._recording = [a for a, _ in outcomes]
-        if not outcomes and not writes and not limit:
-            return 0
-        finish = claim = None
+        if not outcomes and not writes:
+            return False
         try:
-            with self._conn.pipeline(), self._conn.transaction():
+            with conn.pipeline(), conn.transaction():
                 for write in writes:
-                    self._apply_write(write)
+                    _apply_write(conn, write)
                 if outcomes:
                     params = tracking.finish_params(o for _, o in outcomes)
                     params["tokens"] = [a.token for a, _ in outcomes]
                     params["delays"] = [o.retry_delay_ms for _, o in outcomes]
-                    finish = self._conn.cursor()
-                    finish.execute(sql.FINISH, params)
-                if limit:
-                    claim = self._conn.cursor()
-                    claim.execute(
-                        sql.CLAIM,
-                        {
-                            "worker_id": self.worker_id,
-                            "lease_seconds": self.lease_seconds,
-                            "names": self.job_names,
-                            "limit": limit,
-                        },
-                    )
-            recorded = {r[0] for r in finish.fetchall()} if finish else set()
-            claimed = claim.fetchall() if claim else []
+                    finish = conn.execute(sql.FINISH, params)
+            recorded = {r[0] for r in finish.fetchall()} if outcomes else set()
         except BaseException:
             with self._lock:
                 self._outcomes[:0] = outcomes
                 self._writes[:0] = writes
                 self._recording = []
             raise
+        if outcomes:
+            self._note_recorded(outcomes, recorded)
         with self._lock:
             self._recording = []
-        if outcomes:
-            self.stats["flushes"] += 1
-            self._note_recorded(outcomes, recorded)
-        if limit:
-            self.stats["claims"] += 1
-        return self._start_claimed(claimed)
+        self._wake.set()  # the loop may be waiting for the last outcomes to be recorded (burst, shutdown)
+        return True
+
+    def _claim(self, limit: int) -> int:
+        rows = self._execute(
+            sql.CLAIM,
+            {
+                "worker_id": self.worker_id,
+                "lease_seconds": self.lease_seconds,
+                "names": self.job_names,
+                "limit": limit,
+            },
+            fetch=True,
+        )
+        self.stats["claims"] += 1
+        return self._start_claimed(rows)
 
     def _note_recorded(self, outcomes: list[tuple[Attempt, tracking.Outcome]], recorded: set) -> None:
         for attempt, outcome in outcomes:
@@ -385,17 +393,11 @@ class PgBossWorker:
             if outcome.outcome in key:
                 self.stats[key[outcome.outcome]] += 1
             if outcome.outcome == tracking.RETRY and outcome.retry_delay_ms is not None:
-                heapq.heappush(self._retry_wakes, time.monotonic() + outcome.retry_delay_ms / 1000.0 + 0.005)
-
-    def _apply_write(self, write: tuple) -> None:
-        kind, tenant, job_id, *rest = write
-        with self._conn.cursor() as cur:
-            if kind == "progress":
-                pct, message, _attempt = rest
-                tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
-            else:
-                name, status, result_json, attempt = rest
-                tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
+                with self._lock:
+                    heapq.heappush(
+                        self._retry_wakes, time.monotonic() + outcome.retry_delay_ms / 1000.0 + 0.005
+                    )
+        self.stats["flushes"] += 1
 
     # -- heartbeat and cancellation -------------------------------------------------------------------------------
 
@@ -459,7 +461,7 @@ class PgBossWorker:
                 released = simple_outcome(attempt, tracking.RELEASED, reason="Worker shut down")
                 if self._finish(attempt, released, give_up_thread=True) and attempt.ctx:
                     attempt.ctx.mark_cancelled()
-            self._safe(lambda: self._record_and_claim(0))
+            self._record_ready.set()
         return not self._running and not self._has_pending()
 
     # -- database plumbing ----------------------------------------------------------------------------------------
@@ -498,3 +500,14 @@ class PgBossWorker:
                 logger.debug("closing a broken connection failed", exc_info=True)
             self._conn = self._connect()
             return default
+
+
+def _apply_write(conn: psycopg.Connection, write: tuple) -> None:
+    kind, tenant, job_id, *rest = write
+    with conn.cursor() as cur:
+        if kind == "progress":
+            pct, message, _attempt = rest
+            tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
+        else:
+            name, status, result_json, attempt = rest
+            tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
