@@ -80,7 +80,6 @@ WITH src AS (
     + """
 SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text
 FROM src JOIN started USING (job_id)
-ORDER BY src.job_id
 """
 )
 
