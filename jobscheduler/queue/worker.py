@@ -177,8 +177,10 @@ class PgBossWorker:
                 if self._drained_or_released(now):
                     return
             else:
-                free = self.concurrency - len(self._running)
                 with self._lock:
+                    # A job holds its slot until its outcome is recorded: if recording falls behind, claiming
+                    # waits for it instead of piling up outcomes (memory, and ever larger record statements).
+                    free = self.concurrency - len(self._running) - len(self._outcomes) - len(self._recording)
                     retry_due = bool(self._retry_wakes and now >= self._retry_wakes[0])
                 if free > 0 and (self._maybe_ready or retry_due or now >= next_poll):
                     limit = min(free, self.batch_size)
