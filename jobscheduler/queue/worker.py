@@ -178,9 +178,11 @@ class PgBossWorker:
                     return
             else:
                 with self._lock:
-                    # A job holds its slot until its outcome is recorded: if recording falls behind, claiming
-                    # waits for it instead of piling up outcomes (memory, and ever larger record statements).
-                    free = self.concurrency - len(self._running) - len(self._outcomes) - len(self._recording)
+                    # Claims may run one batch ahead of recording (the database does both at once), no more:
+                    # if recording falls behind, claiming waits for it instead of piling up outcomes (memory,
+                    # and ever larger record statements).
+                    unrecorded = len(self._outcomes) + len(self._recording)
+                    free = self.concurrency - len(self._running) - max(0, unrecorded - self.concurrency)
                     retry_due = bool(self._retry_wakes and now >= self._retry_wakes[0])
                 if free > 0 and (self._maybe_ready or retry_due or now >= next_poll):
                     limit = min(free, self.batch_size)
