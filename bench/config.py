@@ -80,7 +80,7 @@ def load() -> Config:
     return Config(
         n=int(env["BENCH_N"]),
         n_temporal=int(env["BENCH_N_TEMPORAL"]),
-        concurrency=int(env.get("BENCH_CONCURRENCY", "10")),
+        concurrency=int(env.get("BENCH_CONCURRENCY", "100")),
         scale_finished=int(env["BENCH_SCALE_FINISHED"]),
         scale_queued=int(env["BENCH_SCALE_QUEUED"]),
         mem_n=int(env["BENCH_MEM_N"]),
