@@ -8,7 +8,7 @@ Both backends record a job's life through this module, so a job looks the same w
 
 Each transition is SQL that reads its input from a row source named `src`. The Temporal backend feeds it
 parameters (`record_*` functions, one statement each); the pgboss engine puts its own fenced queue statement in
-front as the `src` CTE (`*_sql` builders), so a queue change and its record are one statement and a stale
+front as the `src` CTE (the `*_SQL` fragments), so a queue change and its record are one statement and a stale
 attempt, filtered out by the fence, records nothing.
 
 Keys this module keeps in `jobs.metadata` (the seed's columns are kept exactly, so timing lives here):
