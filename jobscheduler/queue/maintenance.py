@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 
 import psycopg
@@ -20,9 +19,9 @@ from ..exceptions import InvalidSchedule
 from ..ids import new_id
 from ..registry import JobHandlerRegistry
 from . import sql
-from .connection import open_connection
 from .cron import next_tick
 from .enqueue import enqueue
+from .periodic import PeriodicThread
 
 logger = logging.getLogger("jobscheduler.maintenance")
 
@@ -33,39 +32,30 @@ CRON_BATCH = 100
 PRUNE_EVERY_SECONDS = 600.0  # pruning scans history; rescue and cron must stay cheap and frequent
 
 
-class Maintenance(threading.Thread):
+class Maintenance(PeriodicThread):
+    """A pass at start-up, then every MAINTENANCE_INTERVAL_SECONDS; pruning at most every PRUNE_EVERY_SECONDS."""
+
     def __init__(self, *, scheduler: bool = True) -> None:
-        super().__init__(name="jobscheduler-maintenance", daemon=True)
+        super().__init__(
+            "maintenance",
+            self._pass,
+            float(setting("MAINTENANCE_INTERVAL_SECONDS")),
+            first_delay=0.0,
+            on_connect=_limit_idle_transactions,
+        )
         self.scheduler = scheduler
-        self.interval = float(setting("MAINTENANCE_INTERVAL_SECONDS"))
-        self._stopped = threading.Event()
         self._next_prune = 0.0
 
-    def stop(self) -> None:
-        self._stopped.set()
+    def _pass(self, conn: psycopg.Connection) -> None:
+        prune = time.monotonic() >= self._next_prune
+        run_pass(conn, scheduler=self.scheduler, prune=prune)
+        if prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
 
-    def run(self) -> None:
-        conn = None
-        while not self._stopped.is_set():
-            try:
-                if conn is None or conn.closed:
-                    conn = open_connection()
-                    # A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long.
-                    conn.execute("SET idle_in_transaction_session_timeout = '5s'")
-                prune = time.monotonic() >= self._next_prune
-                run_pass(conn, scheduler=self.scheduler, prune=prune)
-                if prune:
-                    self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-            except Exception as exc:  # maintenance must outlive any one bad pass: rescue depends on it
-                logger.warning(
-                    "Maintenance pass failed (%s)", exc, exc_info=True, extra={"action": "maintenance_error"}
-                )
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self._stopped.wait(self.interval)
-        if conn is not None:
-            conn.close()
+
+def _limit_idle_transactions(conn: psycopg.Connection) -> None:
+    # A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long.
+    conn.execute("SET idle_in_transaction_session_timeout = '5s'")
 
 
 def run_pass(conn: psycopg.Connection, *, scheduler: bool = True, prune: bool = True) -> dict[str, int]:

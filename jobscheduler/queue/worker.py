@@ -35,9 +35,9 @@ from ..registry import JobHandlerRegistry
 from . import sql
 from .connection import open_connection
 from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, simple_outcome
-from .heartbeat import Heartbeat
 from .listener import Listener
 from .maintenance import Maintenance
+from .periodic import PeriodicThread
 from .recorder import Recorder
 
 logger = logging.getLogger("jobscheduler.worker")
@@ -130,7 +130,11 @@ class PgBossWorker:
         )
         listener = Listener(self._on_notify, self._on_cancel) if setting("USE_LISTEN_NOTIFY") else None
         maintenance = Maintenance(scheduler=self.scheduler)
-        heartbeat = Heartbeat(self.beat, self.heartbeat_seconds)
+        # Leases must be extended on time whatever the main loop is doing: a slow claim on a loaded database
+        # must not make a live worker look dead (its jobs would be rescued and run twice).
+        heartbeat = PeriodicThread(
+            "heartbeat", self.beat, self.heartbeat_seconds, first_delay=self.heartbeat_seconds
+        )
         recorder = Recorder(self.record, self._record_ready)
         if listener:
             listener.start()
