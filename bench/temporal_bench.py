@@ -29,7 +29,7 @@ DONE_SQL = "SELECT count(*) FROM jobs WHERE type = %s AND status = 'completed'"
 def available() -> str | None:
     """None when our Temporal backend exists; otherwise why this workload is skipped."""
     if not (REPO / "jobscheduler" / "runners" / "temporal.py").exists():
-        return "jobscheduler/runners/temporal.py does not exist yet"
+        return "jobscheduler/temporal/runner.py does not exist yet"
     if not (REPO / "jobscheduler" / "temporal" / "worker.py").exists():
         return "jobscheduler/temporal/worker.py (runjobworker --backend temporal) does not exist yet"
     if not TEMPORAL_CLI.exists():

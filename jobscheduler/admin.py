@@ -18,9 +18,9 @@ from django.utils.html import format_html
 from .dashboard import actions, queries
 from .dashboard.formatting import format_duration
 from .dashboard.redaction import BOOKKEEPING_KEYS, pretty_json
+from .ids import parse_uuid
 from .models import Job, JobDetail, Schedule
 from .registry import JobHandlerRegistry
-from .runners.base import parse_uuid
 from .tenancy import resolve_tenant
 
 

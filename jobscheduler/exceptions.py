@@ -66,7 +66,3 @@ class JobCancelled(JobSchedulerError):
 
 class JobTimeout(JobSchedulerError, TimeoutError):
     """The job attempt ran past its timeout."""
-
-
-class StaleAttempt(JobSchedulerError):
-    """This attempt no longer holds the job's lease; its result was not recorded."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from typing import Any
 
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
@@ -23,3 +24,13 @@ def new_id() -> uuid.UUID:
     rand_a = rand >> 68 & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 | rand_a << 64 | _VARIANT_RFC | rand_b)
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    """A UUID, or None for anything that is not one (an unknown id is 'not found', not an error)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None

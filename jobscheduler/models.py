@@ -92,12 +92,6 @@ class JobQuerySet(models.QuerySet):
     def failed(self):
         return self.filter(status=JobStatus.FAILED)
 
-    def completed(self):
-        return self.filter(status=JobStatus.COMPLETED)
-
-    def cancelled(self):
-        return self.filter(status=JobStatus.CANCELLED)
-
 
 class Job(models.Model):
     tenant = models.UUIDField()

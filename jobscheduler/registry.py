@@ -61,15 +61,6 @@ class RetryPolicy:
         }
         return not names.intersection(self.non_retryable_errors)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "maxAttempts": self.max_attempts,
-            "backoffCoefficient": self.backoff_coefficient,
-            "initialIntervalMs": self.initial_interval_ms,
-            "maxIntervalMs": self.max_interval_ms,
-            "nonRetryableErrors": list(self.non_retryable_errors),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
@@ -122,16 +113,28 @@ class JobHandlerRegistry:
         return spec
 
     @classmethod
-    def unregister(cls, name: str) -> None:
-        with cls._lock:
-            cls._handlers.pop(name, None)
-
-    @classmethod
     def get(cls, name: str) -> HandlerSpec:
         try:
             return cls._handlers[name]
         except KeyError:
             raise JobHandlerNotFound(name) from None
+
+    @classmethod
+    def find(cls, name: str) -> HandlerSpec | None:
+        """The handler registered for `name`, or None (for code that must carry on without one)."""
+        return cls._handlers.get(name)
+
+    @classmethod
+    def snapshot(cls) -> dict[str, HandlerSpec]:
+        """The registrations as they are now (tests restore them with `restore`)."""
+        with cls._lock:
+            return dict(cls._handlers)
+
+    @classmethod
+    def restore(cls, saved: dict[str, HandlerSpec]) -> None:
+        with cls._lock:
+            cls._handlers.clear()
+            cls._handlers.update(saved)
 
     @classmethod
     def has(cls, name: str) -> bool:

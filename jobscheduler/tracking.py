@@ -11,12 +11,7 @@ parameters (`record_*` functions, one statement each); the pgboss engine puts it
 front as the `src` CTE (the `*_SQL` fragments), so a queue change and its record are one statement and a stale
 attempt, filtered out by the fence, records nothing.
 
-Keys this module keeps in `jobs.metadata` (the seed's columns are kept exactly, so timing lives here):
-`data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
-(final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
-`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelRequested`, and for runs the library schedules
-itself `scheduleKey`, `tick`, `retryOf`, `triggeredManually`. Callers' own metadata sits beside them; those
-names are reserved.
+The metadata keys it writes are listed in `record_keys.py`.
 """
 
 from __future__ import annotations
@@ -30,43 +25,21 @@ from typing import Any
 
 from django.db import connection as django_connection
 
-RESERVED_METADATA_KEYS = frozenset(
-    {
-        "data",
-        "attempts",
-        "maxAttempts",
-        "startedAt",
-        "lastStartedAt",
-        "completedAt",
-        "progress",
-        "progressMessage",
-        "error",
-        "errorType",
-        "nextAttemptAt",
-        "scheduleId",
-        "singletonKey",
-        "priority",
-        "workerId",
-        "cancelReason",
-        "cancelRequested",
-        "timeoutMs",
-    }
-)
-
-#: Reserved keys the library itself writes through the public schedule calls (see validation.system_metadata).
-SYSTEM_METADATA_KEYS = frozenset({"scheduleKey", "tick", "retryOf", "triggeredManually"})
+from .states import Outcome, RunnerType, render_sql
 
 # -- creation -------------------------------------------------------------------------------------------------
 
 #: Inserts one `jobs` row per `src` row (tenant, job_id, type, metadata jsonb, user_id). Parameters:
 #: %(status)s, %(runner_type)s. `external_id` is the job id for pgboss (the queue row's id).
-INSERT_JOBS_SQL = """
+INSERT_JOBS_SQL = render_sql(
+    """
 INSERT INTO jobs (tenant, job_id, type, metadata, status, created_at, updated_at, user_id, runner_type,
                   external_id)
 SELECT src.tenant, src.job_id, src.type, src.metadata, %(status)s::job_status, now(), now(), src.user_id,
-       %(runner_type)s::varchar, CASE WHEN %(runner_type)s::varchar = 'pgboss' THEN src.job_id::text END
+       %(runner_type)s::varchar, CASE WHEN %(runner_type)s::varchar = $RUNNER_PGBOSS THEN src.job_id::text END
 FROM src
 """
+)
 
 
 def build_metadata(
@@ -102,7 +75,7 @@ class NewJob:
     user_id: uuid.UUID
 
 
-def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: str, cursor=None) -> None:
+def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: RunnerType, cursor=None) -> None:
     """Insert `jobs` rows (Temporal: `pending` before the workflow starts)."""
     sql = (
         "WITH src AS (SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(types)s::text[], "
@@ -116,7 +89,7 @@ def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: str, cur
         "metas": [j.metadata_json for j in jobs],
         "users": [j.user_id for j in jobs],
         "status": status,
-        "runner_type": runner_type,
+        "runner_type": str(runner_type),
     }
     _execute(sql, params, cursor)
 
@@ -170,29 +143,24 @@ def record_started(
 
 # -- an attempt ends --------------------------------------------------------------------------------------------
 
-COMPLETED = "completed"
-FAILED = "failed"
-RETRY = "retry"
-CANCELLED = "cancelled"
-RELEASED = "released"  # shutdown gave the job back without using up the attempt
-
 #: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
-#: next_at timestamptz). Outcome is one of the constants above.
-FINISHED_SQL = """,
+#: next_at timestamptz); `outcome` is an `Outcome` value.
+FINISHED_SQL = render_sql(
+    """,
 finished AS (
     UPDATE jobs j
-    SET status = (CASE src.outcome WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed'
-                                   WHEN 'cancelled' THEN 'cancelled' ELSE 'queued' END)::job_status,
+    SET status = (CASE src.outcome WHEN $OUTCOME_COMPLETED THEN 'completed' WHEN $OUTCOME_FAILED THEN 'failed'
+                                   WHEN $OUTCOME_CANCELLED THEN 'cancelled' ELSE 'queued' END)::job_status,
         updated_at = now(),
         metadata = coalesce(j.metadata, '{}'::jsonb)
             || CASE src.outcome
-                 WHEN 'completed' THEN jsonb_build_object('completedAt', now(), 'progress', 100)
-                 WHEN 'failed' THEN jsonb_build_object('completedAt', now(), 'error', src.error,
+                 WHEN $OUTCOME_COMPLETED THEN jsonb_build_object('completedAt', now(), 'progress', 100)
+                 WHEN $OUTCOME_FAILED THEN jsonb_build_object('completedAt', now(), 'error', src.error,
                                                        'errorType', src.error_type)
-                 WHEN 'cancelled' THEN jsonb_build_object('completedAt', now())
+                 WHEN $OUTCOME_CANCELLED THEN jsonb_build_object('completedAt', now())
                      || CASE WHEN src.error IS NULL THEN '{}'::jsonb
                              ELSE jsonb_build_object('cancelReason', src.error) END
-                 WHEN 'retry' THEN jsonb_build_object('error', src.error, 'errorType', src.error_type,
+                 WHEN $OUTCOME_RETRY THEN jsonb_build_object('error', src.error, 'errorType', src.error_type,
                                                       'nextAttemptAt', src.next_at)
                  ELSE jsonb_build_object('attempts', greatest(src.attempt - 1, 0))
                END
@@ -215,14 +183,15 @@ finished_steps AS (
         (4, 'execution_cancelled', 'cancelled', jsonb_build_object('attempt', f.attempt, 'reason', f.error)),
         (5, 'execution_released', 'queued', jsonb_build_object('attempt', f.attempt, 'reason', f.error))
     ) AS step(ord, name, status, result)
-    WHERE (f.outcome = 'completed' AND step.ord = 1)
-       OR (f.outcome IN ('failed', 'retry') AND step.ord = 2)
-       OR (f.outcome = 'retry' AND step.ord = 3)
-       OR (f.outcome = 'cancelled' AND step.ord = 4)
-       OR (f.outcome = 'released' AND step.ord = 5)
+    WHERE (f.outcome = $OUTCOME_COMPLETED AND step.ord = 1)
+       OR (f.outcome IN ($OUTCOME_FAILED, $OUTCOME_RETRY) AND step.ord = 2)
+       OR (f.outcome = $OUTCOME_RETRY AND step.ord = 3)
+       OR (f.outcome = $OUTCOME_CANCELLED AND step.ord = 4)
+       OR (f.outcome = $OUTCOME_RELEASED AND step.ord = 5)
     ORDER BY f.job_id, step.ord
 )
 """
+)
 
 #: A row source for FINISHED_SQL from parallel arrays (see `finish_params`).
 FINISHED_SRC_FROM_ARRAYS = """
@@ -234,13 +203,13 @@ SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], 
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class AttemptOutcome:
     """How one attempt ended, as the record needs it."""
 
     tenant: uuid.UUID
     job_id: uuid.UUID
     attempt: int
-    outcome: str
+    outcome: Outcome
     result_json: str | None = None
     error: str | None = None
     error_type: str | None = None
@@ -250,13 +219,13 @@ class Outcome:
     retry_delay_ms: float | None = None
 
 
-def finish_params(outcomes: Iterable[Outcome]) -> dict[str, list]:
+def finish_params(outcomes: Iterable[AttemptOutcome]) -> dict[str, list]:
     rows = list(outcomes)
     return {
         "tenants": [o.tenant for o in rows],
         "ids": [o.job_id for o in rows],
         "attempts": [o.attempt for o in rows],
-        "outcomes": [o.outcome for o in rows],
+        "outcomes": [str(o.outcome) for o in rows],
         "results": [o.result_json for o in rows],
         "errors": [o.error for o in rows],
         "error_types": [o.error_type for o in rows],
@@ -265,7 +234,7 @@ def finish_params(outcomes: Iterable[Outcome]) -> dict[str, list]:
     }
 
 
-def record_finished(outcomes: Sequence[Outcome], *, cursor=None) -> int:
+def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     """Record how attempts ended (Temporal activities). Returns the number of jobs rows updated."""
     if not outcomes:
         return 0

@@ -16,7 +16,7 @@ from croniter import croniter
 
 from .conf import setting
 from .exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
-from .tracking import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
+from .record_keys import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
 
 
 def encode_data(data: Any) -> str:

@@ -11,10 +11,9 @@ from jobscheduler.runners.factory import JobRunnerFactory
 @pytest.fixture(autouse=True)
 def _isolated_registry():
     """Each test sees the registered handlers as they were, plus whatever it registers itself."""
-    saved = dict(JobHandlerRegistry._handlers)
+    saved = JobHandlerRegistry.snapshot()
     yield
-    JobHandlerRegistry._handlers.clear()
-    JobHandlerRegistry._handlers.update(saved)
+    JobHandlerRegistry.restore(saved)
     JobRunnerFactory.reset()
 
 

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..ids import parse_uuid
 from ..models import Job, Schedule
-from ..runners.base import parse_uuid
 from ..runners.factory import JobRunnerFactory
 
 logger = logging.getLogger("jobscheduler.dashboard")

@@ -9,8 +9,8 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
+from ..ids import parse_uuid
 from ..models import FINAL_STATUSES, Job
-from ..runners.base import parse_uuid
 from ..runners.factory import RUNNER_CLASSES
 from .metrics import DISPLAY_STATUSES
 

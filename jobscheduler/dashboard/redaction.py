@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..conf import setting
-from ..tracking import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
+from ..record_keys import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
 
 REDACTED = "••••••"
 

@@ -14,7 +14,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 from django.http import HttpRequest
 
-from ..runners.base import parse_uuid
+from ..ids import parse_uuid
 from ..tenancy import resolve_tenant
 
 VIEW_PERMISSION = "jobscheduler.view_job"

@@ -22,9 +22,9 @@ from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
 from ..conf import setting
+from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
 from ..registry import JobHandlerRegistry
-from ..runners.base import parse_uuid
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter

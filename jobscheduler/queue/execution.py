@@ -18,6 +18,7 @@ from .. import tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
 from ..registry import JobHandlerRegistry, RetryPolicy
+from ..states import Outcome
 
 MAX_ERROR_CHARS = 4000
 MAX_TRACEBACK_CHARS = 20000
@@ -78,18 +79,18 @@ def _result_json(value: Any) -> str | None:
 
 def failure_outcome(
     attempt: Attempt, error: BaseException, policy: RetryPolicy | None, tb: str | None = None
-) -> tracking.Outcome:
+) -> tracking.AttemptOutcome:
     """A failed attempt: retried after its backoff while the policy allows, failed otherwise."""
     retryable = policy is not None and policy.is_retryable(error) and attempt.attempt < attempt.max_attempts
     message = _truncate(
         f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, MAX_ERROR_CHARS
     )
     delay_ms = policy.delay_ms(attempt.attempt) if retryable else None
-    return tracking.Outcome(
+    return tracking.AttemptOutcome(
         tenant=attempt.tenant,
         job_id=attempt.job_id,
         attempt=attempt.attempt,
-        outcome=tracking.RETRY if retryable else tracking.FAILED,
+        outcome=Outcome.RETRY if retryable else Outcome.FAILED,
         error=message,
         error_type=type(error).__name__,
         traceback=_truncate(tb, MAX_TRACEBACK_CHARS) if tb else None,
@@ -100,7 +101,7 @@ def failure_outcome(
 def simple_outcome(
     attempt: Attempt, outcome: str, *, result_json: str | None = None, reason: str | None = None
 ):
-    return tracking.Outcome(
+    return tracking.AttemptOutcome(
         tenant=attempt.tenant,
         job_id=attempt.job_id,
         attempt=attempt.attempt,
@@ -128,7 +129,7 @@ def decode_data(text: str | None, max_bytes: int) -> dict:
     return data
 
 
-def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tracking.Outcome:
+def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tracking.AttemptOutcome:
     """Call the handler for one attempt and turn what happened into an outcome."""
     try:
         spec = JobHandlerRegistry.get(attempt.name)
@@ -147,19 +148,19 @@ def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tr
         else:
             result = spec.handler(str(attempt.job_id), attempt.data)
     except JobCancelled as exc:
-        return simple_outcome(attempt, tracking.CANCELLED, reason=str(exc))
+        return simple_outcome(attempt, Outcome.CANCELLED, reason=str(exc))
     except (asyncio.CancelledError, JobTimeout):
         if attempt.ctx is not None and attempt.ctx.is_cancelled:
-            return simple_outcome(attempt, tracking.CANCELLED, reason="Cancelled while running")
+            return simple_outcome(attempt, Outcome.CANCELLED, reason="Cancelled while running")
         return failure_outcome(
             attempt, JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms} ms"), spec.retry
         )
     except BaseException as exc:  # a handler's SystemExit or KeyboardInterrupt fails the job, not the worker
         if attempt.ctx is not None and attempt.ctx.is_cancelled:
-            return simple_outcome(attempt, tracking.CANCELLED, reason="Cancelled while running")
+            return simple_outcome(attempt, Outcome.CANCELLED, reason="Cancelled while running")
         return failure_outcome(attempt, exc, spec.retry, traceback.format_exc())
     finally:
         deactivate(token)
     if attempt.ctx is not None and attempt.ctx.is_cancelled:
-        return simple_outcome(attempt, tracking.CANCELLED, reason="Cancelled while running")
-    return simple_outcome(attempt, tracking.COMPLETED, result_json=_result_json(result))
+        return simple_outcome(attempt, Outcome.CANCELLED, reason="Cancelled while running")
+    return simple_outcome(attempt, Outcome.COMPLETED, result_json=_result_json(result))

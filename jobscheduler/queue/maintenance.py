@@ -128,7 +128,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
         job_id = new_id()
         claimed = conn.execute(sql.FIRE_TICK, {"schedule_id": sid, "tick": tick, "job_id": job_id}).fetchone()
         if claimed:
-            spec = JobHandlerRegistry._handlers.get(job_name)
+            spec = JobHandlerRegistry.find(job_name)
             max_attempts = spec.retry.max_attempts if spec else 3
             meta = tracking.build_metadata(
                 json.dumps(data if isinstance(data, dict) else {}, separators=(",", ":")),

@@ -12,6 +12,7 @@ text escaping of hundreds of elements per batch.
 
 from __future__ import annotations
 
+from ..states import render_sql
 from ..tracking import FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
 
 CHANNEL_JOBS = "jobscheduler_jobs"
@@ -95,12 +96,14 @@ WHERE q.job_id = h.job_id AND q.lease_token = h.token
 RETURNING q.job_id, q.cancel_requested
 """
 
-REGISTER_WORKER = """
+REGISTER_WORKER = render_sql(
+    """
 INSERT INTO jobscheduler_workers (id, backend, host, pid, concurrency, job_names, started_at, heartbeat_at,
                                   running_jobs)
-VALUES (%(id)s, 'pgboss', %(host)s, %(pid)s, %(concurrency)s, %(job_names)s::jsonb, now(), now(), '[]'::jsonb)
+VALUES (%(id)s, $RUNNER_PGBOSS, %(host)s, %(pid)s, %(concurrency)s, %(job_names)s::jsonb, now(), now(), '[]'::jsonb)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
 """
+)
 
 WORKER_HEARTBEAT = """
 UPDATE jobscheduler_workers SET heartbeat_at = now(), running_jobs = %(running)s::jsonb WHERE id = %(id)s
@@ -113,7 +116,7 @@ UNREGISTER_WORKER = "DELETE FROM jobscheduler_workers WHERE id = %(id)s"
 #: Buffered outcomes of many attempts in one statement. Final outcomes delete the queue row; retry puts it back
 #: with its next run time (now() + the backoff: the database clock, not the worker's); released (shutdown) puts it back without using up the attempt. Fenced on
 #: (job_id, lease_token, attempt); returns the job ids that were recorded (the rest were stale).
-FINISH = (
+FINISH = render_sql(
     """
 WITH input AS (
     SELECT s.*, now() + make_interval(secs => s.delay_ms / 1000.0) AS next_at
@@ -125,16 +128,16 @@ WITH input AS (
 ended AS (
     DELETE FROM jobscheduler_queue q USING input i
     WHERE q.job_id = i.job_id AND q.lease_token = i.token AND q.attempt = i.attempt
-      AND i.outcome IN ('completed', 'failed', 'cancelled')
+      AND i.outcome IN ($OUTCOME_COMPLETED, $OUTCOME_FAILED, $OUTCOME_CANCELLED)
     RETURNING q.job_id
 ),
 requeued AS (
     UPDATE jobscheduler_queue q
     SET lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, run_at = coalesce(i.next_at, now()),
-        attempt = CASE WHEN i.outcome = 'released' THEN q.attempt - 1 ELSE q.attempt END
+        attempt = CASE WHEN i.outcome = $OUTCOME_RELEASED THEN q.attempt - 1 ELSE q.attempt END
     FROM input i
     WHERE q.job_id = i.job_id AND q.lease_token = i.token AND q.attempt = i.attempt
-      AND i.outcome IN ('retry', 'released')
+      AND i.outcome IN ($OUTCOME_RETRY, $OUTCOME_RELEASED)
     RETURNING q.job_id
 ),
 src AS (
@@ -176,7 +179,7 @@ MAINTENANCE_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('jobscheduler_main
 #: Puts back jobs whose lease expired (their worker died or stalled). Each rescue ends the lost attempt: it is
 #: recorded as a failed attempt, retried now while attempts remain, failed when none remain, cancelled when a
 #: cancel was requested.
-RESCUE = (
+RESCUE = render_sql(
     """
 WITH expired AS (
     SELECT job_id FROM jobscheduler_queue
@@ -190,18 +193,18 @@ requeued AS (
     SET lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, run_at = now()
     FROM expired e
     WHERE q.job_id = e.job_id AND q.attempt < q.max_attempts AND NOT q.cancel_requested
-    RETURNING q.tenant, q.job_id, q.attempt, 'retry'::text AS outcome
+    RETURNING q.tenant, q.job_id, q.attempt, $OUTCOME_RETRY::text AS outcome
 ),
 ended AS (
     DELETE FROM jobscheduler_queue q USING expired e
     WHERE q.job_id = e.job_id AND (q.attempt >= q.max_attempts OR q.cancel_requested)
     RETURNING q.tenant, q.job_id, q.attempt,
-              CASE WHEN q.cancel_requested THEN 'cancelled' ELSE 'failed' END AS outcome
+              CASE WHEN q.cancel_requested THEN $OUTCOME_CANCELLED ELSE $OUTCOME_FAILED END AS outcome
 ),
 src AS (
     SELECT tenant, job_id, attempt, outcome, NULL::jsonb AS result,
            'Worker lost: the lease expired without a heartbeat' AS error, 'LeaseExpired' AS error_type,
-           NULL::text AS tb, CASE WHEN outcome = 'retry' THEN now() END AS next_at
+           NULL::text AS tb, CASE WHEN outcome = $OUTCOME_RETRY THEN now() END AS next_at
     FROM (SELECT * FROM requeued UNION ALL SELECT * FROM ended) lost
 )"""
     + FINISHED_SQL
@@ -238,14 +241,16 @@ DELETE FROM jobs j USING old WHERE j.tenant = old.tenant AND j.job_id = old.job_
 
 #: pgboss schedules whose next tick is due, locked so concurrent schedulers split them (correctness comes from
 #: the unique (schedule, tick) of FIRE_TICK, not from this lock).
-DUE_SCHEDULES = """
+DUE_SCHEDULES = render_sql(
+    """
 SELECT id, tenant, key, job_name, data, metadata, cron, interval_seconds, timezone, user_id, next_run_at, now()
 FROM jobscheduler_schedules
-WHERE runner_type = 'pgboss' AND NOT paused AND next_run_at <= now()
+WHERE runner_type = $RUNNER_PGBOSS AND NOT paused AND next_run_at <= now()
 ORDER BY next_run_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
+)
 
 #: Claims one tick of one schedule; returns a row only for the first scheduler to claim it.
 FIRE_TICK = """

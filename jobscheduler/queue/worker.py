@@ -32,6 +32,7 @@ from .. import tracking
 from ..conf import setting
 from ..exceptions import JobTimeout
 from ..registry import JobHandlerRegistry
+from ..states import Outcome
 from . import sql
 from .connection import open_connection
 from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, simple_outcome
@@ -77,7 +78,7 @@ class PgBossWorker:
         self._wake = threading.Event()
         self._record_ready = threading.Event()
         self._running: dict[uuid.UUID, Attempt] = {}
-        self._outcomes: list[tuple[Attempt, tracking.Outcome]] = []
+        self._outcomes: list[tuple[Attempt, tracking.AttemptOutcome]] = []
         self._writes: list[tuple] = []
         self._recording: list[Attempt] = []  # outcomes in the statement being sent: their leases still count
         self._tasks: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
@@ -234,7 +235,7 @@ class PgBossWorker:
                 token=token,
                 data=data,
             )
-            spec = JobHandlerRegistry._handlers.get(name)
+            spec = JobHandlerRegistry.find(name)
             timeout_ms = spec.timeout_ms if spec else self.default_timeout_ms
             attempt.deadline = now + timeout_ms / 1000.0
             attempt.ctx = QueueJobContext(attempt, self._submit_write)
@@ -275,7 +276,9 @@ class PgBossWorker:
         if loop is not None:
             loop.close()
 
-    def _finish(self, attempt: Attempt, outcome: tracking.Outcome, *, give_up_thread: bool = False) -> bool:
+    def _finish(
+        self, attempt: Attempt, outcome: tracking.AttemptOutcome, *, give_up_thread: bool = False
+    ) -> bool:
         """Hand an attempt's outcome to the next flush; only the first outcome of an attempt counts.
 
         `give_up_thread`: the outcome is decided without the handler (timeout, shutdown); its thread leaves the
@@ -303,7 +306,7 @@ class PgBossWorker:
         with self._lock:
             late = [a for a in self._running.values() if a.deadline <= now]
         for attempt in late:
-            spec = JobHandlerRegistry._handlers.get(attempt.name)
+            spec = JobHandlerRegistry.find(attempt.name)
             error = JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms if spec else '?'} ms")
             outcome = failure_outcome(attempt, error, spec.retry if spec else None)
             if not self._finish(attempt, outcome, give_up_thread=True):
@@ -381,7 +384,7 @@ class PgBossWorker:
         self.stats["claims"] += 1
         return self._start_claimed(rows)
 
-    def _note_recorded(self, outcomes: list[tuple[Attempt, tracking.Outcome]], recorded: set) -> None:
+    def _note_recorded(self, outcomes: list[tuple[Attempt, tracking.AttemptOutcome]], recorded: set) -> None:
         for attempt, outcome in outcomes:
             if attempt.job_id not in recorded:
                 self.stats["stale"] += 1
@@ -400,7 +403,7 @@ class PgBossWorker:
             key = {"retry": "retried", "completed": "completed", "failed": "failed", "cancelled": "cancelled"}
             if outcome.outcome in key:
                 self.stats[key[outcome.outcome]] += 1
-            if outcome.outcome == tracking.RETRY and outcome.retry_delay_ms is not None:
+            if outcome.outcome == Outcome.RETRY and outcome.retry_delay_ms is not None:
                 with self._lock:
                     heapq.heappush(
                         self._retry_wakes, time.monotonic() + outcome.retry_delay_ms / 1000.0 + 0.005
@@ -466,7 +469,7 @@ class PgBossWorker:
             with self._lock:
                 running = list(self._running.values())
             for attempt in running:
-                released = simple_outcome(attempt, tracking.RELEASED, reason="Worker shut down")
+                released = simple_outcome(attempt, Outcome.RELEASED, reason="Worker shut down")
                 if self._finish(attempt, released, give_up_thread=True) and attempt.ctx:
                     attempt.ctx.mark_cancelled()
             self._record_ready.set()

@@ -9,7 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone as dj_timezone
 
+from ..ids import parse_uuid
+from ..states import RunnerType
 from ..validation import system_metadata
 
 
@@ -31,7 +35,7 @@ class JobStatusInfo:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     attempts: int = 0
-    runner_type: str = "pgboss"
+    runner_type: str = RunnerType.PGBOSS
 
     @property
     def duration(self) -> timedelta | None:
@@ -47,9 +51,14 @@ class JobRunner(abc.ABC):
     `singleton_key`, `priority` and `metadata`, and validates everything before writing anything.
     """
 
-    runner_type: str = ""
+    runner_type: RunnerType
     #: True when this runner stands in for an unreachable Temporal (see JobRunnerFactory).
     fallback_active: bool = False
+    #: Why the fallback happened (shown on the dashboard), when `fallback_active`.
+    fallback_reason: str | None = None
+
+    def close(self) -> None:  # noqa: B027 - most runners hold nothing to release
+        """Release what the runner holds (connections, threads); the runner is not used afterwards."""
 
     @abc.abstractmethod
     def schedule_job(
@@ -105,18 +114,38 @@ class JobRunner(abc.ABC):
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
         """Pause or resume a recurring schedule of this tenant; False when there is no such schedule."""
 
-    @abc.abstractmethod
     def trigger_schedule(self, schedule_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
-        """Run a recurring schedule's job now, once, as its own `jobs` row; None when there is no such schedule."""
+        """Run a recurring schedule's job now, once, as its own `jobs` row linked to the schedule (its
+        `scheduleId` and `scheduleKey`); None when this backend has no such schedule for the tenant."""
+        from ..models import Schedule
+
+        schedule = self.find_schedule(schedule_id, tenant_id)
+        if schedule is None:
+            return None
+        with transaction.atomic(), system_metadata():
+            result = self._schedule_run_now(schedule)
+            now = dj_timezone.now()
+            Schedule.objects.filter(pk=schedule.pk).update(
+                last_run_at=now, last_job_id=uuid.UUID(result.job_id), updated_at=now
+            )
+        return result
+
+    @abc.abstractmethod
+    def _schedule_run_now(self, schedule: Any) -> ScheduleJobResult:
+        """Schedule one run of `schedule` now, linked to it (its id in the run's `scheduleId`)."""
+
+    def find_schedule(self, schedule_id: Any, tenant_id: Any) -> Any:
+        """This backend's schedule with this id in this tenant, or None."""
+        from ..models import Schedule
+
+        sid, tenant = parse_uuid(schedule_id), parse_uuid(tenant_id)
+        if sid is None or tenant is None:
+            return None
+        return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type=self.runner_type).first()
 
     def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
         """Re-enqueue a finished job's payload as a new job; None when the job is unknown or not finished."""
-        from ..models import Job
-
-        job_uuid, tenant_uuid = parse_uuid(job_id), parse_uuid(tenant_id)
-        if job_uuid is None or tenant_uuid is None:
-            return None
-        job = Job.objects.filter(tenant=tenant_uuid, job_id=job_uuid).first()
+        job = load_job(job_id, tenant_id)
         if job is None or not job.is_finished:
             return None
         data = job.meta.get("data")
@@ -153,16 +182,6 @@ class JobRunner(abc.ABC):
         return await sync_to_async(self.is_healthy)()
 
 
-def parse_uuid(value: Any) -> uuid.UUID | None:
-    """A UUID, or None for anything that is not one (an unknown id is 'not found', not an error)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
 def _parse_time(value: Any) -> datetime | None:
     if not value:
         return None
@@ -174,12 +193,14 @@ def _parse_time(value: Any) -> datetime | None:
 
 def status_from_record(job: Any) -> JobStatusInfo:
     """The status of a `jobs` row as both backends report it."""
+    from ..models import JobStatus
+
     meta = job.meta
     progress = meta.get("progress")
     return JobStatusInfo(
         status=job.status,
         progress=float(progress) if isinstance(progress, int | float) else None,
-        error=meta.get("error") or meta.get("cancelReason") if job.status != "completed" else None,
+        error=meta.get("error") or meta.get("cancelReason") if job.status != JobStatus.COMPLETED else None,
         metadata=meta,
         created_at=job.created_at,
         started_at=_parse_time(meta.get("startedAt")),
@@ -189,11 +210,16 @@ def status_from_record(job: Any) -> JobStatusInfo:
     )
 
 
-def load_status(job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+def load_job(job_id: Any, tenant_id: Any) -> Any:
+    """The `jobs` row with this id in this tenant, or None (also for ids that are not UUIDs)."""
     from ..models import Job
 
     job_uuid, tenant_uuid = parse_uuid(job_id), parse_uuid(tenant_id)
     if job_uuid is None or tenant_uuid is None:
         return None
-    job = Job.objects.filter(tenant=tenant_uuid, job_id=job_uuid).first()
+    return Job.objects.filter(tenant=tenant_uuid, job_id=job_uuid).first()
+
+
+def load_status(job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
+    job = load_job(job_id, tenant_id)
     return status_from_record(job) if job else None

@@ -14,13 +14,14 @@ from django.utils.module_loading import import_string
 
 from ..conf import env_setting
 from ..exceptions import RunnerUnavailable
+from ..states import RunnerType
 from .base import JobRunner
 
 logger = logging.getLogger("jobscheduler.runners")
 
 RUNNER_CLASSES = {
-    "pgboss": "jobscheduler.runners.pgboss.PgBossJobRunner",
-    "temporal": "jobscheduler.runners.temporal.TemporalJobRunner",
+    RunnerType.PGBOSS: "jobscheduler.queue.runner.PgBossJobRunner",
+    RunnerType.TEMPORAL: "jobscheduler.temporal.runner.TemporalJobRunner",
 }
 
 
@@ -59,9 +60,8 @@ class JobRunnerFactory:
             cls._instance = None
             cls._others = {}
         for runner in runners:
-            close = getattr(runner, "close", None)
-            if close:
-                close()
+            if runner is not None:
+                runner.close()
 
     @classmethod
     def create(cls, runner_type: str | None = None) -> JobRunner:
@@ -70,10 +70,10 @@ class JobRunnerFactory:
             raise RunnerUnavailable(
                 f"Unknown JOB_RUNNER_TYPE {kind!r}: expected one of {', '.join(sorted(RUNNER_CLASSES))}"
             )
-        if kind == "pgboss":
-            return import_string(RUNNER_CLASSES["pgboss"])()
+        if kind == RunnerType.PGBOSS:
+            return import_string(RUNNER_CLASSES[RunnerType.PGBOSS])()
         try:
-            return import_string(RUNNER_CLASSES["temporal"]).connect()
+            return import_string(RUNNER_CLASSES[RunnerType.TEMPORAL]).connect()
         except RunnerUnavailable as exc:
             if not env_setting("JOB_RUNNER_FALLBACK_TO_PGBOSS"):
                 raise
@@ -83,7 +83,7 @@ class JobRunnerFactory:
                 exc,
                 extra={"action": "runner_fallback", "address": env_setting("TEMPORAL_ADDRESS")},
             )
-            runner = import_string(RUNNER_CLASSES["pgboss"])()
+            runner = import_string(RUNNER_CLASSES[RunnerType.PGBOSS])()
             runner.fallback_active = True
             runner.fallback_reason = f"Temporal unreachable at {env_setting('TEMPORAL_ADDRESS')}: {exc}"
             return runner

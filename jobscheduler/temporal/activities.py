@@ -27,6 +27,7 @@ from .. import tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import JobHandlerNotFound, JobTimeout
 from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
+from ..states import Outcome
 from . import records
 from .inputs import (
     ACTIVITY_CREATE,
@@ -145,9 +146,6 @@ class JobActivities:
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run sync Django code `fn(*args)` on the DB pool."""
-        return await self._db(fn, *args)
-
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, _with_connections, fn, *args)
 
     def _db_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -156,24 +154,24 @@ class JobActivities:
     @activity.defn(name=ACTIVITY_CREATE)
     async def create_scheduled_job(self, req: CreateInput) -> None:
         info = activity.info()
-        await self._db(records.create_scheduled_record, req, info.workflow_id, info.workflow_run_id)
+        await self.db(records.create_scheduled_record, req, info.workflow_id, info.workflow_run_id)
 
     @activity.defn(name=ACTIVITY_FINALIZE)
     async def finalize_job(self, req: FinalizeInput) -> bool:
-        return await self._db(records.finalize, req)
+        return await self.db(records.finalize, req)
 
     @activity.defn(name=ACTIVITY_RUN)
     async def run_job(self, req: AttemptInput) -> Any:
         info = activity.info()
         attempt = info.attempt
-        data = await self._db(records.begin_attempt, req.tenant, req.job_id, attempt, self.worker_id)
+        data = await self.db(records.begin_attempt, req.tenant, req.job_id, attempt, self.worker_id)
         if data is None:
             return None  # cancelled before this attempt began, or the record is gone: nothing to run
         outcome = _AttemptOutcome(req, attempt)
         try:
             spec = JobHandlerRegistry.get(req.job_name)
         except JobHandlerNotFound as exc:
-            await self._db(records.end_attempt, outcome.failed(exc, retryable=False))
+            await self.db(records.end_attempt, outcome.failed(exc, retryable=False))
             raise outcome.error(exc, retryable=False) from None
 
         loop = asyncio.get_running_loop()
@@ -221,12 +219,12 @@ class JobActivities:
             ctx.mark_cancelled()  # our deadline passed while the handler still runs
             timeout = JobTimeout(f"Attempt exceeded its timeout of {outcome.req.timeout_ms} ms")
             return await self._failed(outcome, timeout)
-        await self._db(records.end_attempt, outcome.completed(result))
+        await self.db(records.end_attempt, outcome.completed(result))
         return _json_safe(result)
 
     async def _failed(self, outcome: _AttemptOutcome, exc: BaseException) -> Any:
         retryable = outcome.policy.is_retryable(exc)
-        await self._db(records.end_attempt, outcome.failed(exc, retryable=retryable))
+        await self.db(records.end_attempt, outcome.failed(exc, retryable=retryable))
         raise outcome.error(exc, retryable=retryable) from exc
 
     async def _cancelled(self, outcome: _AttemptOutcome, ctx: TemporalJobContext, running: Any) -> Any:
@@ -238,7 +236,7 @@ class JobActivities:
         details = activity.cancellation_details()
         if details is not None and details.worker_shutdown:
             exc = WorkerShutdown("The worker shut down during the attempt")
-            await self._db(records.end_attempt, outcome.failed(exc, retryable=True))
+            await self.db(records.end_attempt, outcome.failed(exc, retryable=True))
             raise asyncio.CancelledError()
         if details is None or not details.cancel_requested:
             # Temporal already gave up on this attempt (timed out / unknown): the next attempt records it.
@@ -246,10 +244,10 @@ class JobActivities:
         try:
             result = await asyncio.wait_for(asyncio.shield(running), CANCEL_GRACE_SECONDS)
         except Exception as exc:
-            await self._db(records.end_attempt, outcome.cancelled(str(exc)))
+            await self.db(records.end_attempt, outcome.cancelled(str(exc)))
             raise asyncio.CancelledError() from None
         # The handler finished its work despite the request: the honest record is "completed".
-        await self._db(records.end_attempt, outcome.completed(result))
+        await self.db(records.end_attempt, outcome.completed(result))
         return _json_safe(result)
 
 
@@ -263,21 +261,21 @@ class _AttemptOutcome:
         self.job_uuid = uuid.UUID(req.job_id)
         self.policy = _policy(req.retry)
 
-    def _outcome(self, kind: str, **kw: Any) -> tracking.Outcome:
-        return tracking.Outcome(
+    def _outcome(self, kind: str, **kw: Any) -> tracking.AttemptOutcome:
+        return tracking.AttemptOutcome(
             tenant=self.tenant_uuid, job_id=self.job_uuid, attempt=self.attempt, outcome=kind, **kw
         )
 
-    def completed(self, result: Any) -> tracking.Outcome:
-        return self._outcome(tracking.COMPLETED, result_json=json.dumps(_json_safe(result)))
+    def completed(self, result: Any) -> tracking.AttemptOutcome:
+        return self._outcome(Outcome.COMPLETED, result_json=json.dumps(_json_safe(result)))
 
-    def cancelled(self, reason: str | None) -> tracking.Outcome:
-        return self._outcome(tracking.CANCELLED, error=reason)
+    def cancelled(self, reason: str | None) -> tracking.AttemptOutcome:
+        return self._outcome(Outcome.CANCELLED, error=reason)
 
-    def failed(self, exc: BaseException, *, retryable: bool) -> tracking.Outcome:
+    def failed(self, exc: BaseException, *, retryable: bool) -> tracking.AttemptOutcome:
         will_retry = retryable and self.attempt < self.policy.max_attempts
         return self._outcome(
-            tracking.RETRY if will_retry else tracking.FAILED,
+            Outcome.RETRY if will_retry else Outcome.FAILED,
             error=str(exc) or type(exc).__name__,
             error_type=type(exc).__name__,
             traceback="".join(traceback.format_exception(exc)),

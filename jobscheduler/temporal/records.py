@@ -11,14 +11,24 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
+from temporalio.client import WorkflowExecutionStatus
 
 from .. import tracking
-from ..models import FINAL_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
+from ..models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
+from ..runners.base import load_job
+from ..states import Outcome, RunnerType
 from .inputs import CreateInput, FinalizeInput
 
-RUNNER_TYPE = "temporal"
+RUNNER_TYPE = RunnerType.TEMPORAL
+
+_CLOSED_FAILURES = {
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed out",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued as new",
+}
 
 
 def _locked_job(tenant: str, job_id: str) -> Job | None:
@@ -68,11 +78,11 @@ def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dic
         if attempt > 1 and job.status == JobStatus.PROCESSING and job.meta.get("attempts") == attempt - 1:
             tracking.record_finished(
                 [
-                    tracking.Outcome(
+                    tracking.AttemptOutcome(
                         tenant=job.tenant,
                         job_id=job.job_id,
                         attempt=attempt - 1,
-                        outcome=tracking.RETRY,
+                        outcome=Outcome.RETRY,
                         error=f"Attempt {attempt - 1} was lost: its worker stopped or it timed out",
                         error_type="AttemptLost",
                         next_at=timezone.now(),
@@ -90,7 +100,7 @@ def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dic
         return data if isinstance(data, dict) else {}
 
 
-def end_attempt(outcome: tracking.Outcome) -> bool:
+def end_attempt(outcome: tracking.AttemptOutcome) -> bool:
     """Record how an attempt ended, unless a newer attempt or a final state already superseded it."""
     with transaction.atomic():
         job = _locked_job(str(outcome.tenant), str(outcome.job_id))
@@ -105,10 +115,10 @@ def finalize(req: FinalizeInput) -> bool:
         job = _locked_job(req.tenant, req.job_id)
         if job is None or job.status in FINAL_STATUSES:
             return False
-        if req.outcome == tracking.CANCELLED and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+        if req.outcome == Outcome.CANCELLED and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
             return tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error) > 0
         attempts = int(job.meta.get("attempts") or 0)
-        outcome = tracking.Outcome(
+        outcome = tracking.AttemptOutcome(
             tenant=job.tenant,
             job_id=job.job_id,
             attempt=max(attempts, 1),
@@ -147,3 +157,54 @@ def heartbeat_worker(worker_id: str, running_jobs: list[str]) -> None:
 
 def unregister_worker(worker_id: str) -> None:
     Worker.objects.filter(id=worker_id).delete()
+
+
+# -- the runner's record helpers (sync Django code, called by TemporalJobRunner) --------------------------------
+
+
+def schedule_row(tenant: uuid.UUID, key: str) -> Schedule | None:
+    return Schedule.objects.filter(tenant=tenant, key=key).first()
+
+
+def is_finished(job_id: Any, tenant: uuid.UUID) -> bool:
+    try:
+        job = load_job(job_id, tenant)
+        return job is not None and job.is_finished
+    finally:
+        # Runs on asgiref's executor thread, where no request cycle would ever close this connection.
+        connections.close_all()
+
+
+def is_live_temporal(job: Job, *, with_workflow: bool = True) -> bool:
+    """A Temporal job not yet final (and, with `with_workflow`, whose workflow id is known)."""
+    live = job.runner_type == RUNNER_TYPE and job.status in LIVE_STATUSES
+    return live and (bool(job.external_id) or not with_workflow)
+
+
+def reconcile(job: Job, closed: WorkflowExecutionStatus | None) -> Job:
+    """The record after its workflow closed without recording the end (terminated, timed out): fixed now."""
+    if closed is None:
+        return job
+    job.refresh_from_db()
+    if job.status not in LIVE_STATUSES:
+        return job
+    if closed == WorkflowExecutionStatus.CANCELED:
+        req = FinalizeInput(str(job.job_id), str(job.tenant), Outcome.CANCELLED, "Workflow cancelled")
+    elif closed in _CLOSED_FAILURES:
+        error = f"The job's workflow {_CLOSED_FAILURES[closed]} before recording its end"
+        req = FinalizeInput(str(job.job_id), str(job.tenant), Outcome.FAILED, error, "WorkflowClosed")
+    else:
+        return job
+    finalize(req)
+    job.refresh_from_db()
+    return job
+
+
+def cancel_unstarted(job: Job, reason: str | None) -> None:
+    """A job no attempt has started yet is cancelled in the record at once (its workflow then skips it)."""
+    if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+        finalize(
+            FinalizeInput(
+                str(job.job_id), str(job.tenant), Outcome.CANCELLED, reason or "Cancelled by request"
+            )
+        )

@@ -22,8 +22,8 @@ import pytest
 
 from jobscheduler.exceptions import RunnerUnavailable
 from jobscheduler.models import Job, JobDetail
-from jobscheduler.runners.temporal import TemporalJobRunner
 from jobscheduler.temporal.client import connect_client
+from jobscheduler.temporal.runner import TemporalJobRunner
 from jobscheduler.temporal.worker import running_worker
 from tests.support.processes import test_database_url as database_url
 

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from jobscheduler.exceptions import RunnerUnavailable
 from jobscheduler.runners.factory import JobRunnerFactory
-from jobscheduler.runners.temporal import TemporalJobRunner
+from jobscheduler.temporal.runner import TemporalJobRunner
 
 from .conftest import free_port
 

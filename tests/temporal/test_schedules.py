@@ -11,7 +11,7 @@ import pytest
 from jobscheduler.exceptions import InvalidSchedule
 from jobscheduler.models import Job, Schedule, ScheduleRun
 from jobscheduler.registry import JobHandlerRegistry
-from jobscheduler.runners.temporal import temporal_cron
+from jobscheduler.temporal.runner import temporal_cron
 
 from .conftest import wait_for_status, wait_until
 

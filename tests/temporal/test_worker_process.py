@@ -14,7 +14,7 @@ import pytest
 
 from jobscheduler.models import JobDetail, Worker
 from jobscheduler.registry import JobHandlerRegistry, RetryPolicy
-from jobscheduler.runners.temporal import TemporalJobRunner
+from jobscheduler.temporal.runner import TemporalJobRunner
 
 from .conftest import HEARTBEAT_TIMEOUT_MS, steps, subprocess_env, wait_for_status, wait_until
 from .worker_process import KILL_RESTART_JOB, slow_first_attempt

@@ -8,29 +8,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from .. import tracking, validation
-from ..ids import new_id
+from ..ids import new_id, parse_uuid
 from ..models import Schedule
-from ..queue import sql
-from ..queue.connection import django_prepared_cursor
-from ..queue.cron import next_tick
-from ..queue.enqueue import enqueue
 from ..registry import JobHandlerRegistry
-from .base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status, parse_uuid
+from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status
+from ..states import RunnerType
+from . import sql
+from .connection import django_prepared_cursor
+from .cron import next_tick
+from .enqueue import enqueue
 
 
 class PgBossJobRunner(JobRunner):
-    runner_type = "pgboss"
+    runner_type = RunnerType.PGBOSS
 
     def __init__(self) -> None:
         self.fallback_active = False
-        self.fallback_reason: str | None = None
+        self.fallback_reason = None
 
     # -- one-off jobs ------------------------------------------------------------------------------------------
 
@@ -105,6 +106,8 @@ class PgBossJobRunner(JobRunner):
         singleton_key: str | None,
         priority: int,
         metadata: dict[str, Any] | None,
+        *,
+        schedule_id: uuid.UUID | None = None,
     ) -> ScheduleJobResult:
         spec = JobHandlerRegistry.get(job_name)
         text = validation.encode_data(data)
@@ -118,6 +121,7 @@ class PgBossJobRunner(JobRunner):
             max_attempts=spec.retry.max_attempts,
             priority=priority,
             singleton_key=singleton_key,
+            schedule_id=schedule_id,
         )
         job_id = new_id()
         args = (
@@ -220,10 +224,10 @@ class PgBossJobRunner(JobRunner):
         return ScheduleJobResult(job_id=str(schedule.id), external_id=spec.key)
 
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
-        schedule = self._schedule(schedule_id, tenant_id)
+        schedule = self.find_schedule(schedule_id, tenant_id)
         if schedule is None:
             return False
-        updates: dict[str, Any] = {"paused": paused}
+        updates: dict[str, Any] = {"paused": paused, "updated_at": dj_timezone.now()}
         if not paused:  # resuming does not replay the ticks missed while paused
             now = dj_timezone.now()
             updates["next_run_at"] = next_tick(
@@ -236,29 +240,18 @@ class PgBossJobRunner(JobRunner):
         Schedule.objects.filter(pk=schedule.pk).update(**updates)
         return True
 
-    def trigger_schedule(self, schedule_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
-        schedule = self._schedule(schedule_id, tenant_id)
-        if schedule is None:
-            return None
-        with transaction.atomic(), validation.system_metadata():
-            result = self.schedule_job(
-                schedule.job_name,
-                schedule.data,
-                tenant_id=schedule.tenant,
-                user_id=schedule.user_id,
-                metadata={**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
-            )
-            Schedule.objects.filter(pk=schedule.pk).update(
-                last_run_at=datetime.now(UTC), last_job_id=uuid.UUID(result.job_id)
-            )
-        return result
-
-    @staticmethod
-    def _schedule(schedule_id: Any, tenant_id: Any) -> Schedule | None:
-        sid, tenant = parse_uuid(schedule_id), parse_uuid(tenant_id)
-        if sid is None or tenant is None:
-            return None
-        return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type="pgboss").first()
+    def _schedule_run_now(self, schedule: Schedule) -> ScheduleJobResult:
+        return self._enqueue_one(
+            schedule.job_name,
+            schedule.data,
+            None,
+            schedule.tenant,
+            schedule.user_id,
+            None,
+            0,
+            {**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
+            schedule_id=schedule.id,
+        )
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 
@@ -273,7 +266,7 @@ class PgBossJobRunner(JobRunner):
         jid, tenant = parse_uuid(job_id), parse_uuid(tenant_id)
         if jid is None or tenant is None:
             return False
-        deleted, _ = Schedule.objects.filter(pk=jid, tenant=tenant, runner_type="pgboss").delete()
+        deleted, _ = Schedule.objects.filter(pk=jid, tenant=tenant, runner_type=self.runner_type).delete()
         if deleted:
             return True
         params = {"tenant": tenant, "job_id": jid}

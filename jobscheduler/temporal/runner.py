@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 from temporalio.client import (
     Client,
@@ -46,27 +46,22 @@ from .. import tracking, validation
 from ..conf import env_setting, setting
 from ..exceptions import RunnerUnavailable
 from ..ids import new_id
-from ..models import LIVE_STATUSES, Job, JobStatus, Schedule
+from ..models import Job, JobStatus, Schedule
 from ..registry import JobHandlerRegistry
-from ..temporal import records
-from ..temporal.client import connect_client
-from ..temporal.inputs import SIGNAL_CANCEL, WORKFLOW_NAME, FinalizeInput, JobInput, RetrySpec
-from ..temporal.loop import EventLoopThread
-from .base import JobRunner, JobStatusInfo, ScheduleJobResult, parse_uuid, status_from_record
+from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_job, status_from_record
+from ..states import Outcome, RunnerType
+from . import records
+from .client import connect_client
+from .inputs import SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
+from .loop import EventLoopThread
 
 logger = logging.getLogger("jobscheduler.runners")
 
 T = TypeVar("T")
 
-RUNNER_TYPE = records.RUNNER_TYPE
+RUNNER_TYPE = RunnerType.TEMPORAL
 STARTED_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.ACTIVE)
 SINGLETON_CLOSE_WAIT_SECONDS = 5.0  # a singleton whose record is final gets this long to close its workflow
-_CLOSED_FAILURES = {
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.TIMED_OUT: "timed out",
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued as new",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +85,7 @@ class _Started:
 
 
 class TemporalJobRunner(JobRunner):
-    runner_type = RUNNER_TYPE
+    runner_type = RunnerType.TEMPORAL
 
     #: Upper bound of one Temporal call made for a sync method.
     rpc_timeout_seconds = 30.0
@@ -187,22 +182,100 @@ class TemporalJobRunner(JobRunner):
 
     # -- one-off jobs -------------------------------------------------------------------------------------------
 
-    def schedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
-        return self._submit(self._plan(job_name, data, **options))
-
-    async def aschedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
-        return await self._asubmit(self._plan(job_name, data, **options))
-
-    def schedule_job_at(
-        self, job_name: str, data: dict[str, Any], run_at: datetime, **options: Any
+    def schedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
-        return self._submit(self._plan(job_name, data, run_at=validation.check_run_at(run_at), **options))
+        return self._submit(
+            self._plan(
+                job_name,
+                data,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                singleton_key=singleton_key,
+                priority=priority,
+                metadata=metadata,
+            )
+        )
 
-    async def aschedule_job_at(
-        self, job_name: str, data: dict[str, Any], run_at: datetime, **options: Any
+    async def aschedule_job(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return await self._asubmit(
-            self._plan(job_name, data, run_at=validation.check_run_at(run_at), **options)
+            self._plan(
+                job_name,
+                data,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                singleton_key=singleton_key,
+                priority=priority,
+                metadata=metadata,
+            )
+        )
+
+    def schedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> ScheduleJobResult:
+        return self._submit(
+            self._plan(
+                job_name,
+                data,
+                run_at=validation.check_run_at(run_at),
+                tenant_id=tenant_id,
+                user_id=user_id,
+                singleton_key=singleton_key,
+                priority=priority,
+                metadata=metadata,
+            )
+        )
+
+    async def aschedule_job_at(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        run_at: datetime,
+        *,
+        tenant_id: Any = None,
+        user_id: Any = None,
+        singleton_key: str | None = None,
+        priority: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> ScheduleJobResult:
+        return await self._asubmit(
+            self._plan(
+                job_name,
+                data,
+                run_at=validation.check_run_at(run_at),
+                tenant_id=tenant_id,
+                user_id=user_id,
+                singleton_key=singleton_key,
+                priority=priority,
+                metadata=metadata,
+            )
         )
 
     def _plan(
@@ -329,7 +402,7 @@ class TemporalJobRunner(JobRunner):
                 holder = await (await handle.describe()).memo_value("jobId", None)
             except RPCError as exc:
                 return _Started(error=exc)
-            if holder and not after_close and await sync_to_async(_is_finished)(holder, job.tenant):
+            if holder and not after_close and await sync_to_async(records.is_finished)(holder, job.tenant):
                 # The holder's record is final and its workflow is only closing: the key is free in a moment.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(handle.result(), timeout=SINGLETON_CLOSE_WAIT_SECONDS)
@@ -344,11 +417,11 @@ class TemporalJobRunner(JobRunner):
             error = f"Temporal refused to start the job at {self.address}: {started.error}"
             tracking.record_finished(
                 [
-                    tracking.Outcome(
+                    tracking.AttemptOutcome(
                         tenant=job.tenant,
                         job_id=job.job_id,
                         attempt=0,
-                        outcome=tracking.FAILED,
+                        outcome=Outcome.FAILED,
                         error=error,
                         error_type=RunnerUnavailable.__name__,
                     )
@@ -367,21 +440,21 @@ class TemporalJobRunner(JobRunner):
     # -- status and cancellation ------------------------------------------------------------------------------
 
     def get_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
-        job = _load_job(job_id, tenant_id)
+        job = load_job(job_id, tenant_id)
         if job is None:
             return None
-        if _is_live_temporal(job):
+        if records.is_live_temporal(job):
             closed = self._rpc(self._closed_status(job.external_id))
-            job = _reconcile(job, closed)
+            job = records.reconcile(job, closed)
         return status_from_record(job)
 
     async def aget_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
-        job = await sync_to_async(_load_job)(job_id, tenant_id)
+        job = await sync_to_async(load_job)(job_id, tenant_id)
         if job is None:
             return None
-        if _is_live_temporal(job):
+        if records.is_live_temporal(job):
             closed = await self._arpc(self._closed_status(job.external_id))
-            job = await sync_to_async(_reconcile)(job, closed)
+            job = await sync_to_async(records.reconcile)(job, closed)
         return status_from_record(job)
 
     async def _closed_status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
@@ -401,28 +474,28 @@ class TemporalJobRunner(JobRunner):
         self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
     ) -> bool:
         """Cancel a job (its workflow gets the `cancelJob` signal) or delete a recurring schedule by its id."""
-        target = _cancel_target(job_id, tenant_id)
+        target = self._cancel_target(job_id, tenant_id)
         if isinstance(target, Schedule):
             self._rpc(self._delete_schedule(target.external_id))
             target.delete()
             return True
         if target is None:
             return False
-        _cancel_unstarted(target, reason)
+        records.cancel_unstarted(target, reason)
         self._rpc(self._signal_cancel(target.external_id, reason, cancelled_by))
         return True
 
     async def acancel_job(
         self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
     ) -> bool:
-        target = await sync_to_async(_cancel_target)(job_id, tenant_id)
+        target = await sync_to_async(self._cancel_target)(job_id, tenant_id)
         if isinstance(target, Schedule):
             await self._arpc(self._delete_schedule(target.external_id))
             await target.adelete()
             return True
         if target is None:
             return False
-        await sync_to_async(_cancel_unstarted)(target, reason)
+        await sync_to_async(records.cancel_unstarted)(target, reason)
         await self._arpc(self._signal_cancel(target.external_id, reason, cancelled_by))
         return True
 
@@ -446,7 +519,7 @@ class TemporalJobRunner(JobRunner):
         self, job_name: str, data: dict[str, Any], cron: str | timedelta, **options: Any
     ) -> ScheduleJobResult:
         plan = self._plan_schedule(job_name, data, cron, **options)
-        existing = _schedule_row(plan)
+        existing = records.schedule_row(plan.tenant, plan.key)
         next_run = self._rpc(self._upsert_schedule(plan, existing))
         return _save_schedule_row(plan, existing, next_run)
 
@@ -454,7 +527,7 @@ class TemporalJobRunner(JobRunner):
         self, job_name: str, data: dict[str, Any], cron: str | timedelta, **options: Any
     ) -> ScheduleJobResult:
         plan = self._plan_schedule(job_name, data, cron, **options)
-        existing = await sync_to_async(_schedule_row)(plan)
+        existing = await sync_to_async(records.schedule_row)(plan.tenant, plan.key)
         next_run = await self._arpc(self._upsert_schedule(plan, existing))
         return await sync_to_async(_save_schedule_row)(plan, existing, next_run)
 
@@ -539,7 +612,7 @@ class TemporalJobRunner(JobRunner):
                 raise
 
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
-        schedule = _temporal_schedule(schedule_id, tenant_id)
+        schedule = self.find_schedule(schedule_id, tenant_id)
         if schedule is None:
             return False
         self._rpc(self._pause(schedule.external_id, paused))
@@ -554,13 +627,9 @@ class TemporalJobRunner(JobRunner):
         else:
             await handle.unpause(note="Resumed through django-jobscheduler")
 
-    def trigger_schedule(self, schedule_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
-        """Run the schedule's job now as a job of its own (linked to the schedule), outside its spec."""
-        schedule = _temporal_schedule(schedule_id, tenant_id)
-        if schedule is None:
-            return None
-        with validation.system_metadata():
-            result = self.schedule_job(
+    def _schedule_run_now(self, schedule: Schedule) -> ScheduleJobResult:
+        return self._submit(
+            self._plan(
                 schedule.job_name,
                 schedule.data,
                 tenant_id=schedule.tenant,
@@ -568,10 +637,15 @@ class TemporalJobRunner(JobRunner):
                 metadata={**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
                 schedule_id=schedule.id,
             )
-        Schedule.objects.filter(pk=schedule.pk).update(
-            last_run_at=dj_timezone.now(), last_job_id=result.job_id, updated_at=dj_timezone.now()
         )
-        return result
+
+    def _cancel_target(self, job_id: Any, tenant_id: Any) -> Job | Schedule | None:
+        """The schedule with this id, or the live Temporal job; None when there is nothing to cancel."""
+        schedule = self.find_schedule(job_id, tenant_id)
+        if schedule is not None:
+            return schedule
+        job = load_job(job_id, tenant_id)
+        return job if job is not None and records.is_live_temporal(job, with_workflow=False) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,10 +673,6 @@ def temporal_cron(spec: str) -> str:
     return " ".join([*fields, "*"]) if len(fields) == 6 else spec
 
 
-def _schedule_row(plan: _SchedulePlan) -> Schedule | None:
-    return Schedule.objects.filter(tenant=plan.tenant, key=plan.key).first()
-
-
 def _save_schedule_row(
     plan: _SchedulePlan, existing: Schedule | None, next_run: datetime | None
 ) -> ScheduleJobResult:
@@ -623,70 +693,3 @@ def _save_schedule_row(
         tenant=plan.tenant, key=plan.key, defaults=fields, create_defaults={**fields, "id": plan.new_id}
     )
     return ScheduleJobResult(job_id=str(row.id), external_id=plan.temporal_id)
-
-
-def _temporal_schedule(schedule_id: Any, tenant_id: Any) -> Schedule | None:
-    sid, tenant = parse_uuid(schedule_id), parse_uuid(tenant_id)
-    if sid is None or tenant is None:
-        return None
-    return Schedule.objects.filter(id=sid, tenant=tenant, runner_type=RUNNER_TYPE).first()
-
-
-def _is_finished(job_id: Any, tenant: uuid.UUID) -> bool:
-    try:
-        job = _load_job(job_id, tenant)
-        return job is not None and job.is_finished
-    finally:
-        # Runs on asgiref's executor thread, where no request cycle would ever close this connection.
-        connections.close_all()
-
-
-def _load_job(job_id: Any, tenant_id: Any) -> Job | None:
-    jid, tenant = parse_uuid(job_id), parse_uuid(tenant_id)
-    if jid is None or tenant is None:
-        return None
-    return Job.objects.filter(tenant=tenant, job_id=jid).first()
-
-
-def _is_live_temporal(job: Job) -> bool:
-    return job.runner_type == RUNNER_TYPE and job.status in LIVE_STATUSES and bool(job.external_id)
-
-
-def _reconcile(job: Job, closed: WorkflowExecutionStatus | None) -> Job:
-    """The record after its workflow closed without recording the end (terminated, timed out): fixed now."""
-    if closed is None:
-        return job
-    job.refresh_from_db()
-    if job.status not in LIVE_STATUSES:
-        return job
-    if closed == WorkflowExecutionStatus.CANCELED:
-        req = FinalizeInput(str(job.job_id), str(job.tenant), tracking.CANCELLED, "Workflow cancelled")
-    elif closed in _CLOSED_FAILURES:
-        error = f"The job's workflow {_CLOSED_FAILURES[closed]} before recording its end"
-        req = FinalizeInput(str(job.job_id), str(job.tenant), tracking.FAILED, error, "WorkflowClosed")
-    else:
-        return job
-    records.finalize(req)
-    job.refresh_from_db()
-    return job
-
-
-def _cancel_target(job_id: Any, tenant_id: Any) -> Job | Schedule | None:
-    """The schedule with this id, or the live Temporal job; None when there is nothing to cancel."""
-    schedule = _temporal_schedule(job_id, tenant_id)
-    if schedule is not None:
-        return schedule
-    job = _load_job(job_id, tenant_id)
-    if job is None or job.runner_type != RUNNER_TYPE or job.status not in LIVE_STATUSES:
-        return None
-    return job
-
-
-def _cancel_unstarted(job: Job, reason: str | None) -> None:
-    """A job no attempt has started yet is cancelled in the record at once (its workflow then skips it)."""
-    if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-        records.finalize(
-            FinalizeInput(
-                str(job.job_id), str(job.tenant), tracking.CANCELLED, reason or "Cancelled by request"
-            )
-        )

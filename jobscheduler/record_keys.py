@@ -1,0 +1,39 @@
+"""The keys the library keeps in `jobs.metadata`, beside the caller's own.
+
+The seed's columns are kept exactly, so a job's timing, attempts, progress and payload live in its metadata:
+`data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
+(final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
+`singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`. Runs the library schedules
+itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
+
+The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
+"caller's metadata" view: all three import them from here.
+"""
+
+from __future__ import annotations
+
+#: Written only by the library; a caller's metadata may not use these names.
+RESERVED_METADATA_KEYS = frozenset(
+    {
+        "data",
+        "attempts",
+        "maxAttempts",
+        "startedAt",
+        "lastStartedAt",
+        "completedAt",
+        "progress",
+        "progressMessage",
+        "error",
+        "errorType",
+        "nextAttemptAt",
+        "scheduleId",
+        "singletonKey",
+        "priority",
+        "workerId",
+        "cancelReason",
+        "timeoutMs",
+    }
+)
+
+#: Reserved keys the library itself writes through the public schedule calls (see validation.system_metadata).
+SYSTEM_METADATA_KEYS = frozenset({"scheduleKey", "tick", "retryOf", "triggeredManually"})
