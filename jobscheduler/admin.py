@@ -20,6 +20,7 @@ from .dashboard.formatting import format_duration
 from .dashboard.redaction import BOOKKEEPING_KEYS, pretty_json
 from .ids import parse_uuid
 from .models import Job, JobDetail, Schedule
+from .queues import DEFAULT_QUEUE
 from .registry import JobHandlerRegistry
 from .tenancy import resolve_tenant
 
@@ -109,6 +110,7 @@ class JobAdmin(TenantScopedAdmin):
     list_display = (
         "type",
         "status",
+        "queue",
         "runner_type",
         "created_at",
         "attempts",
@@ -168,6 +170,10 @@ class JobAdmin(TenantScopedAdmin):
             '<pre style="white-space: pre-wrap">{}</pre>', pretty_json(job.meta, keep=BOOKKEEPING_KEYS)
         )
 
+    @admin.display(description="Queue", ordering="queue")
+    def queue(self, job: Job) -> str:
+        return getattr(job, "queue", None) or job.meta.get("queue") or DEFAULT_QUEUE
+
     @admin.display(description="Attempts", ordering="attempts")
     def attempts(self, job: Job):
         return getattr(job, "attempts", None)
@@ -216,6 +222,7 @@ class ScheduleAdmin(TenantScopedAdmin):
     list_display = (
         "key",
         "job_name",
+        "queue",
         "spec_text",
         "timezone",
         "runner_type",
@@ -237,6 +244,7 @@ class ScheduleAdmin(TenantScopedAdmin):
         "user_id",
         "runner_type",
         "external_id",
+        "queue",
         "paused",
         "next_run_at",
         "last_run_at",

@@ -56,6 +56,10 @@ class InvalidRetryPolicy(JobSchedulerError, ValueError):
     """The retry policy is invalid."""
 
 
+class InvalidQueue(JobSchedulerError, ValueError):
+    """The queue name or its limits are invalid."""
+
+
 class RunnerUnavailable(JobSchedulerError):
     """The configured job runner cannot be reached."""
 

@@ -18,6 +18,8 @@ import uuid
 from django.db import models
 from django.db.models.functions import Now
 
+from .queues import DEFAULT_QUEUE
+
 
 class JobStatus(models.TextChoices):
     PENDING = "pending"
@@ -165,6 +167,8 @@ class Schedule(models.Model):
     user_id = models.UUIDField()
     runner_type = models.CharField(max_length=50, default="pgboss")
     external_id = models.CharField(max_length=255, null=True, blank=True)
+    #: The queue of every run; empty: the handler's queue at the time each run fires.
+    queue = models.CharField(max_length=100, null=True, blank=True)
     paused = models.BooleanField(default=False)
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -237,6 +241,7 @@ class QueueJob(models.Model):
     job_id = models.UUIDField(primary_key=True)
     tenant = models.UUIDField()
     name = models.CharField(max_length=255)
+    queue = models.CharField(max_length=100, default=DEFAULT_QUEUE, db_default=DEFAULT_QUEUE)
     priority = models.IntegerField(default=0)
     run_at = models.DateTimeField()
     attempt = models.IntegerField(default=0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import HandlerAlreadyRegistered, InvalidRetryPolicy, JobHandlerNotFound
+from .queues import DEFAULT_QUEUE, check_queue_name
 
 Handler = Callable[[str, dict[str, Any]], Any]
 
@@ -71,6 +72,8 @@ class HandlerSpec:
     retry: RetryPolicy
     timeout_ms: int
     is_async: bool
+    #: The queue its jobs go to unless a schedule call names another.
+    queue: str = DEFAULT_QUEUE
 
 
 class JobHandlerRegistry:
@@ -87,6 +90,7 @@ class JobHandlerRegistry:
         *,
         retry: RetryPolicy | None = None,
         timeout_ms: int | None = None,
+        queue: str | None = None,
         replace: bool = False,
     ) -> HandlerSpec:
         from .conf import setting
@@ -105,6 +109,7 @@ class JobHandlerRegistry:
             retry=retry or setting("DEFAULT_RETRY") or RetryPolicy(),
             timeout_ms=timeout_ms or setting("DEFAULT_TIMEOUT_MS"),
             is_async=inspect.iscoroutinefunction(handler),
+            queue=DEFAULT_QUEUE if queue is None else check_queue_name(queue),
         )
         with cls._lock:
             if name in cls._handlers and not replace:
@@ -146,12 +151,19 @@ class JobHandlerRegistry:
 
 
 def job_handler(
-    name: str, *, retry: RetryPolicy | None = None, timeout_ms: int | None = None, replace: bool = False
+    name: str,
+    *,
+    retry: RetryPolicy | None = None,
+    timeout_ms: int | None = None,
+    queue: str | None = None,
+    replace: bool = False,
 ) -> Callable[[Handler], Handler]:
-    """Register the decorated function as the handler of job `name`."""
+    """Register the decorated function as the handler of job `name` (its jobs go to `queue`, else "default")."""
 
     def decorate(fn: Handler) -> Handler:
-        JobHandlerRegistry.register(name, fn, retry=retry, timeout_ms=timeout_ms, replace=replace)
+        JobHandlerRegistry.register(
+            name, fn, retry=retry, timeout_ms=timeout_ms, queue=queue, replace=replace
+        )
         return fn
 
     return decorate

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import connection as django_connection
 
+from .queues import DEFAULT_QUEUE
 from .states import Outcome, RunnerType, render_sql
 
 # -- creation -------------------------------------------------------------------------------------------------
@@ -50,10 +51,12 @@ def build_metadata(
     priority: int = 0,
     singleton_key: str | None = None,
     schedule_id: uuid.UUID | None = None,
+    queue: str = DEFAULT_QUEUE,
 ) -> str:
     """The initial `jobs.metadata` JSON text; `data_json` is already validated JSON text, spliced not re-encoded."""
     meta: dict[str, Any] = dict(extra or {})
     meta["attempts"] = 0
+    meta["queue"] = queue
     if max_attempts is not None:
         meta["maxAttempts"] = max_attempts
     if priority:

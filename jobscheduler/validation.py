@@ -16,6 +16,7 @@ from croniter import croniter
 
 from .conf import setting
 from .exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
+from .queues import check_queue_name
 from .record_keys import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
 
 
@@ -111,6 +112,11 @@ def check_singleton_key(key: Any) -> str | None:
     return key
 
 
+def resolve_queue(queue: Any, handler_queue: str) -> str:
+    """The schedule call's `queue=` when given (checked), else the handler's queue."""
+    return handler_queue if queue is None else check_queue_name(queue)
+
+
 def check_run_at(run_at: Any) -> datetime:
     if not isinstance(run_at, datetime):
         raise InvalidSchedule(f"run_at must be a datetime, got {type(run_at).__name__}")
@@ -168,6 +174,8 @@ class RecurringSpec:
     user: uuid.UUID
     when: str | timedelta
     metadata: dict[str, Any]
+    #: The queue named by the call; None: the handler's queue when each run fires.
+    queue: str | None = None
 
     @property
     def cron(self) -> str:
@@ -188,6 +196,7 @@ def check_recurring(
     tenant_id: Any,
     user_id: Any,
     metadata: dict[str, Any] | None,
+    queue: Any = None,
 ) -> RecurringSpec:
     from .registry import JobHandlerRegistry
 
@@ -198,9 +207,10 @@ def check_recurring(
     when = check_cron(cron)
     check_timezone(timezone)
     extra = encode_metadata(metadata)
+    queue = None if queue is None else check_queue_name(queue)
     key = schedule_key if schedule_key is not None else f"{job_name}:{tenant}"
     if not isinstance(key, str) or not key or len(key) > MAX_SCHEDULE_KEY:
         raise InvalidSchedule(
             f"schedule_key must be a non-empty string of at most {MAX_SCHEDULE_KEY} characters: {key!r}"
         )
-    return RecurringSpec(key=key, tenant=tenant, user=user, when=when, metadata=extra)
+    return RecurringSpec(key=key, tenant=tenant, user=user, when=when, metadata=extra, queue=queue)

@@ -18,12 +18,15 @@ from django.db.models import (
     FloatField,
     IntegerField,
     QuerySet,
+    TextField,
+    Value,
     When,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 
 from ..models import FINAL_STATUSES, Job, JobDetail
+from ..queues import DEFAULT_QUEUE
 
 LIST_COLUMNS = (
     "job_id",
@@ -45,7 +48,7 @@ DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=Du
 
 
 def history_annotations() -> dict[str, Any]:
-    """Started, finished, attempts, progress and error extracted from `metadata` in SQL (never the whole column)."""
+    """Started, finished, attempts, progress, error and queue extracted from `metadata` in SQL (never the whole column)."""
     return {
         "started_at": _meta_time("startedAt"),
         "finished_at": Case(
@@ -54,6 +57,10 @@ def history_annotations() -> dict[str, Any]:
         "attempts": Cast(KeyTextTransform("attempts", "metadata"), IntegerField()),
         "progress": Cast(KeyTextTransform("progress", "metadata"), FloatField()),
         "error": KeyTextTransform("error", "metadata"),
+        # Jobs recorded before queues existed carry no key: they ran in the default queue.
+        "queue": Coalesce(
+            KeyTextTransform("queue", "metadata"), Value(DEFAULT_QUEUE), output_field=TextField()
+        ),
     }
 
 

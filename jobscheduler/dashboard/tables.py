@@ -41,6 +41,7 @@ class JobTable(tables.Table):
     )
     type = tables.Column(verbose_name="Type", linkify=lambda record: job_url(record))
     status = tables.Column(verbose_name="Status")
+    queue = tables.Column(verbose_name="Queue")
     runner_type = tables.Column(verbose_name="Runner")
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i:s")
     started_at = NullsLastDateTimeColumn(verbose_name="Started", format="Y-m-d H:i:s")
@@ -56,6 +57,7 @@ class JobTable(tables.Table):
             "selection",
             "type",
             "status",
+            "queue",
             "runner_type",
             "created_at",
             "started_at",

@@ -24,6 +24,7 @@ from django_tables2 import LazyPaginator, RequestConfig
 from ..conf import setting
 from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
+from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry
 from . import actions, metrics, queries
 from .charts import bar_chart
@@ -146,6 +147,7 @@ class JobDetailView(DashboardMixin, TemplateView):
             started_at=started,
             finished_at=finished if job.is_finished else None,
             duration=format_duration(finished - started) if started and finished and job.is_finished else "—",
+            queue=meta.get("queue") or DEFAULT_QUEUE,
             attempts=meta.get("attempts", 0),
             max_attempts=meta.get("maxAttempts"),
             progress=meta.get("progress"),

@@ -16,6 +16,7 @@ def enqueue(
     cursor,
     *,
     job_name: str,
+    queue: str,
     tenants: list[uuid.UUID],
     ids: list[uuid.UUID],
     metas: list[str],
@@ -37,6 +38,7 @@ def enqueue(
         {
             "items": f"[{items}]",
             "type": job_name,
+            "queue": queue,
             "user_id": user,
             "priority": priority,
             "run_at": run_at,

@@ -17,6 +17,7 @@ from .. import tracking, validation
 from ..conf import setting
 from ..exceptions import InvalidSchedule
 from ..ids import new_id
+from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry
 from . import sql
 from .cron import next_tick
@@ -107,7 +108,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
     once, then the schedule moves to its next tick after now (missed ticks are not replayed)."""
     fired = 0
     rows = conn.execute(sql.DUE_SCHEDULES, {"limit": CRON_BATCH}).fetchall()
-    for sid, tenant, key, job_name, data, metadata, cron, interval, tz, user, tick, db_now in rows:
+    for sid, tenant, key, job_name, data, metadata, cron, interval, tz, user, queue, tick, db_now in rows:
         try:
             validation.check_timezone(tz)
             if not interval:
@@ -130,16 +131,19 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
         if claimed:
             spec = JobHandlerRegistry.find(job_name)
             max_attempts = spec.retry.max_attempts if spec else 3
+            queue = queue or (spec.queue if spec else DEFAULT_QUEUE)
             meta = tracking.build_metadata(
                 json.dumps(data if isinstance(data, dict) else {}, separators=(",", ":")),
                 extra={**(metadata or {}), "scheduleKey": key, "tick": tick.isoformat()},
                 max_attempts=max_attempts,
                 schedule_id=sid,
+                queue=queue,
             )
             with conn.cursor() as cur:
                 enqueue(
                     cur,
                     job_name=job_name,
+                    queue=queue,
                     tenants=[tenant],
                     ids=[job_id],
                     metas=[meta],

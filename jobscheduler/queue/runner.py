@@ -44,9 +44,12 @@ class PgBossJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
-        return self._enqueue_one(job_name, data, None, tenant_id, user_id, singleton_key, priority, metadata)
+        return self._enqueue_one(
+            job_name, data, None, tenant_id, user_id, singleton_key, priority, queue, metadata
+        )
 
     def schedule_job_at(
         self,
@@ -58,11 +61,12 @@ class PgBossJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         validation.check_run_at(run_at)
         return self._enqueue_one(
-            job_name, data, run_at, tenant_id, user_id, singleton_key, priority, metadata
+            job_name, data, run_at, tenant_id, user_id, singleton_key, priority, queue, metadata
         )
 
     def schedule_jobs(
@@ -74,6 +78,7 @@ class PgBossJobRunner(JobRunner):
         user_id: Any = None,
         priority: int = 0,
         run_at: datetime | None = None,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[ScheduleJobResult]:
         """Enqueue many jobs of one name in one round trip; all are validated before any is written."""
@@ -81,6 +86,7 @@ class PgBossJobRunner(JobRunner):
         if run_at is not None:
             validation.check_run_at(run_at)
         priority = validation.check_priority(priority)
+        queue = validation.resolve_queue(queue, spec.queue)
         extra = validation.encode_metadata(metadata)
         user = validation.resolve_user(user_id)
         tenants, metas = [], []
@@ -89,11 +95,13 @@ class PgBossJobRunner(JobRunner):
             tenants.append(validation.resolve_tenant(tenant_id, data))
             metas.append(
                 tracking.build_metadata(
-                    text, extra=extra, max_attempts=spec.retry.max_attempts, priority=priority
+                    text, extra=extra, max_attempts=spec.retry.max_attempts, priority=priority, queue=queue
                 )
             )
         ids = [new_id() for _ in metas]
-        self._insert(job_name, tenants, ids, metas, user, priority, run_at, spec.retry.max_attempts, None)
+        self._insert(
+            job_name, queue, tenants, ids, metas, user, priority, run_at, spec.retry.max_attempts, None
+        )
         return [ScheduleJobResult(job_id=str(i), external_id=str(i)) for i in ids]
 
     def _enqueue_one(
@@ -105,6 +113,7 @@ class PgBossJobRunner(JobRunner):
         user_id: Any,
         singleton_key: str | None,
         priority: int,
+        queue: str | None,
         metadata: dict[str, Any] | None,
         *,
         schedule_id: uuid.UUID | None = None,
@@ -115,6 +124,7 @@ class PgBossJobRunner(JobRunner):
         user = validation.resolve_user(user_id)
         priority = validation.check_priority(priority)
         singleton_key = validation.check_singleton_key(singleton_key)
+        queue = validation.resolve_queue(queue, spec.queue)
         meta = tracking.build_metadata(
             text,
             extra=validation.encode_metadata(metadata),
@@ -122,10 +132,12 @@ class PgBossJobRunner(JobRunner):
             priority=priority,
             singleton_key=singleton_key,
             schedule_id=schedule_id,
+            queue=queue,
         )
         job_id = new_id()
         args = (
             job_name,
+            queue,
             [tenant],
             [job_id],
             [meta],
@@ -147,6 +159,7 @@ class PgBossJobRunner(JobRunner):
     @staticmethod
     def _insert(
         job_name: str,
+        queue: str,
         tenants: list[uuid.UUID],
         ids: list[uuid.UUID],
         metas: list[str],
@@ -160,6 +173,7 @@ class PgBossJobRunner(JobRunner):
             return enqueue(
                 cur,
                 job_name=job_name,
+                queue=queue,
                 tenants=tenants,
                 ids=ids,
                 metas=metas,
@@ -189,9 +203,11 @@ class PgBossJobRunner(JobRunner):
         schedule_key: str | None = None,
         tenant_id: Any = None,
         user_id: Any = None,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
-        """Create or update (by key) a schedule; each firing becomes its own `jobs` row."""
+        """Create or update (by key) a schedule; each firing becomes its own `jobs` row (in `queue`, else the
+        handler's queue at the time it fires)."""
         spec = validation.check_recurring(
             job_name,
             data,
@@ -200,6 +216,7 @@ class PgBossJobRunner(JobRunner):
             schedule_key=schedule_key,
             tenant_id=tenant_id,
             user_id=user_id,
+            queue=queue,
             metadata=metadata,
         )
         now = dj_timezone.now()
@@ -218,6 +235,7 @@ class PgBossJobRunner(JobRunner):
                 "timezone": timezone,
                 "user_id": spec.user,
                 "runner_type": self.runner_type,
+                "queue": spec.queue,
                 "next_run_at": first,
             },
         )
@@ -249,6 +267,7 @@ class PgBossJobRunner(JobRunner):
             schedule.user_id,
             None,
             0,
+            schedule.queue,
             {**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
             schedule_id=schedule.id,
         )

@@ -32,10 +32,10 @@ WITH input AS (
     FROM jsonb_array_elements(%(items)s::jsonb) AS item
 ),
 queued AS (
-    INSERT INTO jobscheduler_queue (job_id, tenant, name, priority, run_at, attempt, max_attempts, singleton_key,
-                                    cancel_requested, created_at)
-    SELECT job_id, tenant, type, %(priority)s, coalesce(%(run_at)s::timestamptz, now()), 0, %(max_attempts)s,
-           %(singleton_key)s, false, now()
+    INSERT INTO jobscheduler_queue (job_id, tenant, name, queue, priority, run_at, attempt, max_attempts,
+                                    singleton_key, cancel_requested, created_at)
+    SELECT job_id, tenant, type, %(queue)s, %(priority)s, coalesce(%(run_at)s::timestamptz, now()), 0,
+           %(max_attempts)s, %(singleton_key)s, false, now()
     FROM input
     ON CONFLICT (tenant, singleton_key) WHERE singleton_key IS NOT NULL DO NOTHING
     RETURNING job_id
@@ -243,7 +243,8 @@ DELETE FROM jobs j USING old WHERE j.tenant = old.tenant AND j.job_id = old.job_
 #: the unique (schedule, tick) of FIRE_TICK, not from this lock).
 DUE_SCHEDULES = render_sql(
     """
-SELECT id, tenant, key, job_name, data, metadata, cron, interval_seconds, timezone, user_id, next_run_at, now()
+SELECT id, tenant, key, job_name, data, metadata, cron, interval_seconds, timezone, user_id, queue, next_run_at,
+       now()
 FROM jobscheduler_schedules
 WHERE runner_type = $RUNNER_PGBOSS AND NOT paused AND next_run_at <= now()
 ORDER BY next_run_at

@@ -48,7 +48,8 @@ class JobRunner(abc.ABC):
     """Schedules, inspects and cancels jobs on one backend.
 
     Every schedule call accepts `tenant_id` (else `data["tenantId"]`), `user_id` (else SYSTEM_USER_ID),
-    `singleton_key`, `priority` and `metadata`, and validates everything before writing anything.
+    `singleton_key`, `priority`, `queue` (else the handler's queue, else "default") and `metadata`, and
+    validates everything before writing anything.
     """
 
     runner_type: RunnerType
@@ -70,6 +71,7 @@ class JobRunner(abc.ABC):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult: ...
 
@@ -84,6 +86,7 @@ class JobRunner(abc.ABC):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult: ...
 
@@ -98,6 +101,7 @@ class JobRunner(abc.ABC):
         schedule_key: str | None = None,
         tenant_id: Any = None,
         user_id: Any = None,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult: ...
 
@@ -144,17 +148,20 @@ class JobRunner(abc.ABC):
         return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type=self.runner_type).first()
 
     def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
-        """Re-enqueue a finished job's payload as a new job; None when the job is unknown or not finished."""
+        """Re-enqueue a finished job's payload as a new job, in the job's queue; None when the job is unknown or
+        not finished."""
         job = load_job(job_id, tenant_id)
         if job is None or not job.is_finished:
             return None
         data = job.meta.get("data")
+        queue = job.meta.get("queue")
         with system_metadata():
             return self.schedule_job(
                 job.type,
                 data if isinstance(data, dict) else {},
                 tenant_id=job.tenant,
                 user_id=job.user_id,
+                queue=queue if isinstance(queue, str) else None,
                 metadata={"retryOf": str(job.job_id)},
             )
 

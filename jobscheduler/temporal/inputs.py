@@ -71,6 +71,8 @@ class JobInput:
     retry: RetrySpec = field(default_factory=RetrySpec)
     timeout_ms: int = 300_000
     heartbeat_timeout_ms: int = 10_000
+    #: The job's queue, recorded with a run a Schedule starts (None in histories older than queues).
+    queue: str | None = None
 
     def start_to_close(self) -> timedelta:
         return timedelta(milliseconds=self.timeout_ms + TIMEOUT_GRACE_MS)
@@ -89,6 +91,7 @@ class CreateInput:
     schedule_id: str | None
     max_attempts: int
     scheduled_at: str
+    queue: str | None = None
 
 
 @dataclass

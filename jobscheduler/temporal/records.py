@@ -17,6 +17,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from .. import tracking
 from ..models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
+from ..queues import DEFAULT_QUEUE
 from ..runners.base import load_job
 from ..states import Outcome, RunnerType
 from .inputs import CreateInput, FinalizeInput
@@ -47,6 +48,7 @@ def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> 
             extra={**(req.metadata or {}), "tick": req.scheduled_at},
             max_attempts=req.max_attempts,
             schedule_id=schedule_id,
+            queue=req.queue or DEFAULT_QUEUE,
         )
         user_id = uuid.UUID(req.user_id) if req.user_id else uuid.UUID(int=0)
         tracking.record_created(

@@ -191,6 +191,7 @@ class TemporalJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return self._submit(
@@ -201,6 +202,7 @@ class TemporalJobRunner(JobRunner):
                 user_id=user_id,
                 singleton_key=singleton_key,
                 priority=priority,
+                queue=queue,
                 metadata=metadata,
             )
         )
@@ -214,6 +216,7 @@ class TemporalJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return await self._asubmit(
@@ -224,6 +227,7 @@ class TemporalJobRunner(JobRunner):
                 user_id=user_id,
                 singleton_key=singleton_key,
                 priority=priority,
+                queue=queue,
                 metadata=metadata,
             )
         )
@@ -238,6 +242,7 @@ class TemporalJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return self._submit(
@@ -249,6 +254,7 @@ class TemporalJobRunner(JobRunner):
                 user_id=user_id,
                 singleton_key=singleton_key,
                 priority=priority,
+                queue=queue,
                 metadata=metadata,
             )
         )
@@ -263,6 +269,7 @@ class TemporalJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return await self._asubmit(
@@ -274,6 +281,7 @@ class TemporalJobRunner(JobRunner):
                 user_id=user_id,
                 singleton_key=singleton_key,
                 priority=priority,
+                queue=queue,
                 metadata=metadata,
             )
         )
@@ -287,6 +295,7 @@ class TemporalJobRunner(JobRunner):
         user_id: Any = None,
         singleton_key: str | None = None,
         priority: int = 0,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
         run_at: datetime | None = None,
         schedule_id: uuid.UUID | None = None,
@@ -297,6 +306,7 @@ class TemporalJobRunner(JobRunner):
         tenant = validation.resolve_tenant(tenant_id, data)
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
+        queue = validation.resolve_queue(queue, spec.queue)
         extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms}
         job_id = new_id()
         meta_json = tracking.build_metadata(
@@ -306,6 +316,7 @@ class TemporalJobRunner(JobRunner):
             priority=validation.check_priority(priority),
             singleton_key=key,
             schedule_id=schedule_id,
+            queue=queue,
         )
         delay = None
         if run_at is not None:
@@ -541,6 +552,7 @@ class TemporalJobRunner(JobRunner):
         schedule_key: str | None = None,
         tenant_id: Any = None,
         user_id: Any = None,
+        queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> _SchedulePlan:
         spec = validation.check_recurring(
@@ -551,6 +563,7 @@ class TemporalJobRunner(JobRunner):
             schedule_key=schedule_key,
             tenant_id=tenant_id,
             user_id=user_id,
+            queue=queue,
             metadata=metadata,
         )
         key, tenant, user, when, extra = spec.key, spec.tenant, spec.user, spec.when, spec.metadata
@@ -564,6 +577,7 @@ class TemporalJobRunner(JobRunner):
             timezone=timezone,
             metadata=extra,
             temporal_id=f"jobschedule:{tenant}:{key}",
+            queue=spec.queue,
         )
 
     async def _upsert_schedule(self, plan: _SchedulePlan, existing: Schedule | None) -> datetime | None:
@@ -577,6 +591,7 @@ class TemporalJobRunner(JobRunner):
             data=plan.data,
             metadata={**plan.metadata, "scheduleKey": plan.key},
             schedule_id=str(schedule_id),
+            queue=plan.queue or JobHandlerRegistry.get(plan.job_name).queue,
         )
         if isinstance(plan.when, timedelta):
             spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=plan.when)])
@@ -634,6 +649,7 @@ class TemporalJobRunner(JobRunner):
                 schedule.data,
                 tenant_id=schedule.tenant,
                 user_id=schedule.user_id,
+                queue=schedule.queue,
                 metadata={**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
                 schedule_id=schedule.id,
             )
@@ -659,6 +675,7 @@ class _SchedulePlan:
     timezone: str
     metadata: dict[str, Any]
     temporal_id: str
+    queue: str | None = None
 
     @property
     def new_id(self) -> uuid.UUID:
@@ -687,6 +704,7 @@ def _save_schedule_row(
         "user_id": plan.user,
         "runner_type": RUNNER_TYPE,
         "external_id": plan.temporal_id,
+        "queue": plan.queue,
         "next_run_at": next_run,
     }
     row, _ = Schedule.objects.update_or_create(

@@ -97,6 +97,7 @@ class GenericJobWorkflow:
                 schedule_id=job.schedule_id,
                 max_attempts=job.retry.max_attempts,
                 scheduled_at=scheduled.isoformat(),
+                queue=job.queue,
             ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
         )
