@@ -17,6 +17,7 @@ import uuid
 
 from django.db import models
 from django.db.models.functions import Now
+from django.utils import timezone as dj_timezone
 
 from .queues import DEFAULT_QUEUE
 
@@ -230,6 +231,26 @@ class Worker(models.Model):
         return self.id
 
 
+class Queue(models.Model):
+    """A named queue's live settings (addition): editable at run time, read by every claim.
+
+    A queue needs no row to exist: jobs name their queue freely, and a queue without a row is not paused. A row
+    is made when an operator first pauses the queue. Its `change_queue` permission gates those changes on the
+    dashboard.
+    """
+
+    name = models.CharField(primary_key=True, max_length=100)
+    paused = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=dj_timezone.now)
+
+    class Meta:
+        db_table = "jobscheduler_queues"
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class QueueJob(models.Model):
     """A job waiting in, or leased from, the pgboss queue (addition: the engine's own table).
 
@@ -257,6 +278,7 @@ class QueueJob(models.Model):
         db_table = "jobscheduler_queue"
         indexes = [
             models.Index(
+                "queue",
                 models.F("priority").desc(),
                 "run_at",
                 name="jobsched_queue_ready_idx",

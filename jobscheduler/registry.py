@@ -149,6 +149,11 @@ class JobHandlerRegistry:
     def names(cls) -> list[str]:
         return sorted(cls._handlers)
 
+    @classmethod
+    def queue_names(cls) -> list[str]:
+        """The queues the registered handlers name ("default" included when a handler names none)."""
+        return sorted({spec.queue for spec in cls._handlers.values()})
+
 
 def job_handler(
     name: str,

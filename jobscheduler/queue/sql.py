@@ -12,6 +12,7 @@ text escaping of hundreds of elements per batch.
 
 from __future__ import annotations
 
+from ..queues import CONFIG_BARRIER_KEY
 from ..states import render_sql
 from ..tracking import FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
 
@@ -55,25 +56,61 @@ FIND_SINGLETON = """
 SELECT job_id FROM jobscheduler_queue WHERE tenant = %(tenant)s AND singleton_key = %(singleton_key)s
 """
 
-# -- claim (on the worker's connection) ---------------------------------------------------------------------------
+# -- claim (on the worker's connection, one transaction and one round trip: see claim.py) ----------------------
 
-#: Claims up to %(limit)s ready jobs (optionally only %(names)s), leases them to %(worker_id)s and records the
-#: start of their attempt. Returns what the worker needs to run each one, the payload included as JSON text:
+#: First statement of a claim: holds the queue-config barrier (shared) before the claim's snapshot is taken, so a
+#: pause or limit change that has returned is seen by this claim, and one still being made waits for it (see
+#: queues.CONFIG_BARRIER_KEY). A claim transaction left idle (its worker frozen mid-claim) is ended by the server
+#: rather than holding the barrier.
+CLAIM_BEGIN = f"""
+SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
+       set_config('idle_in_transaction_session_timeout', '5s', true)
+"""
+
+#: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
+#: waiting job) and not paused, optionally only jobs named in %(names)s; leases them to %(worker_id)s and records
+#: the start of their attempt. Each queue is read in its own (priority, run time) order from the ready index and
+#: the best of all are claimed. Returns what the worker needs to run each one, the payload included as JSON text:
 #: decoding it is each job's own business (in its thread), so a hostile payload fails that job, not the worker.
 CLAIM = (
     """
-WITH src AS (
-    UPDATE jobscheduler_queue q
-    SET attempt = q.attempt + 1, lease_token = gen_random_uuid(), worker_id = %(worker_id)s,
-        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-    FROM (
-        SELECT job_id FROM jobscheduler_queue
-        WHERE lease_token IS NULL AND run_at <= now()
+WITH RECURSIVE waiting(queue) AS (
+    -- every queue with a waiting job, one index probe per queue (only when the worker serves every queue)
+    (SELECT queue FROM jobscheduler_queue
+     WHERE lease_token IS NULL AND %(queues)s::text[] IS NULL
+     ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.queue FROM jobscheduler_queue q
+            WHERE q.lease_token IS NULL AND q.queue > w.queue
+            ORDER BY q.queue LIMIT 1)
+    FROM waiting w WHERE w.queue IS NOT NULL
+),
+served AS (
+    SELECT queue FROM waiting WHERE queue IS NOT NULL
+    UNION ALL
+    SELECT unnest(%(queues)s::text[])
+),
+open_queues AS (  -- a queue without a row of settings is not paused
+    SELECT s.queue FROM served s LEFT JOIN jobscheduler_queues c ON c.name = s.queue
+    WHERE c.name IS NULL OR NOT c.paused
+),
+ready AS (
+    SELECT r.job_id FROM open_queues o CROSS JOIN LATERAL (
+        SELECT job_id, priority, run_at FROM jobscheduler_queue
+        WHERE queue = o.queue AND lease_token IS NULL AND run_at <= now()
           AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
         ORDER BY priority DESC, run_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
-    ) ready
+    ) r
+    ORDER BY r.priority DESC, r.run_at
+    LIMIT %(limit)s
+),
+src AS (
+    UPDATE jobscheduler_queue q
+    SET attempt = q.attempt + 1, lease_token = gen_random_uuid(), worker_id = %(worker_id)s,
+        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    FROM ready
     WHERE q.job_id = ready.job_id
     RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token
 )"""

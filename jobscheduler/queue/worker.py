@@ -34,6 +34,7 @@ from ..exceptions import JobTimeout
 from ..registry import JobHandlerRegistry
 from ..states import Outcome
 from . import sql
+from .claim import Claimer
 from .connection import open_connection
 from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, simple_outcome
 from .listener import Listener
@@ -73,6 +74,9 @@ class PgBossWorker:
         self.batch_size = int(setting("FETCH_BATCH_SIZE"))
         self.max_payload_bytes = int(setting("MAX_PAYLOAD_BYTES"))
         self.default_timeout_ms = int(setting("DEFAULT_TIMEOUT_MS"))
+        self._claimer = Claimer(
+            worker_id=self.worker_id, lease_seconds=self.lease_seconds, job_names=self.job_names
+        )
 
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -371,16 +375,7 @@ class PgBossWorker:
         return True
 
     def _claim(self, limit: int) -> int:
-        rows = self._execute(
-            sql.CLAIM,
-            {
-                "worker_id": self.worker_id,
-                "lease_seconds": self.lease_seconds,
-                "names": self.job_names,
-                "limit": limit,
-            },
-            fetch=True,
-        )
+        rows = self._claimer.claim(self._conn, limit)
         self.stats["claims"] += 1
         return self._start_claimed(rows)
 

@@ -12,7 +12,9 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 
+from .. import queues
 from ..ids import parse_uuid
+from ..queues import QueueState
 from ..states import RunnerType
 from ..validation import system_metadata
 
@@ -164,6 +166,37 @@ class JobRunner(abc.ABC):
                 queue=queue if isinstance(queue, str) else None,
                 metadata={"retryOf": str(job.job_id)},
             )
+
+    # -- queues (their live settings are in the database, shared by both backends) ---------------------------
+
+    def pause_queue(self, name: str) -> QueueState:
+        """Stop starting jobs of the queue on every worker; waiting jobs stay, enqueueing still works, running
+        jobs finish."""
+        return queues.set_paused(name, True)
+
+    def resume_queue(self, name: str) -> QueueState:
+        return queues.set_paused(name, False)
+
+    def get_queue(self, name: str) -> QueueState:
+        return queues.get_queue(name)
+
+    def list_queues(self) -> list[QueueState]:
+        """Queues with live settings, and every queue a registered handler names."""
+        from ..registry import JobHandlerRegistry
+
+        return queues.list_queues(JobHandlerRegistry.queue_names())
+
+    async def apause_queue(self, name: str) -> QueueState:
+        return await sync_to_async(self.pause_queue)(name)
+
+    async def aresume_queue(self, name: str) -> QueueState:
+        return await sync_to_async(self.resume_queue)(name)
+
+    async def aget_queue(self, name: str) -> QueueState:
+        return await sync_to_async(self.get_queue)(name)
+
+    async def alist_queues(self) -> list[QueueState]:
+        return await sync_to_async(self.list_queues)()
 
     # Async twins, Django style. Backends with native async code override them.
     async def aschedule_job(self, job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
