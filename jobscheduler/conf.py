@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_BATCH_SIZE": 100,
     # Seconds after which a worker that stopped heartbeating is dropped from the workers list.
     "WORKER_EXPIRY_SECONDS": 60.0,
+    # Named queues' default settings: {"emails": {"concurrency": 2, "paused": False}, ...} (see docs/queues.md).
+    # They seed each queue's row in jobscheduler_queues; the live values there win and change at run time.
+    "QUEUES": {},
     # Bounded connect/start time for the Temporal client, in seconds.
     "TEMPORAL_CONNECT_TIMEOUT_SECONDS": 5.0,
     # Temporal activity heartbeat timeout: how fast a dead Temporal worker is detected, in seconds.

@@ -234,18 +234,26 @@ class Worker(models.Model):
 class Queue(models.Model):
     """A named queue's live settings (addition): editable at run time, read by every claim.
 
-    A queue needs no row to exist: jobs name their queue freely, and a queue without a row is not paused. A row
-    is made when an operator first pauses the queue. Its `change_queue` permission gates those changes on the
-    dashboard.
+    A queue needs no row to exist: jobs name their queue freely, and a queue without a row has no limits and is
+    not paused. A row is made from JOBSCHEDULER["QUEUES"] when a worker starts, or when an operator first
+    changes the queue. Its `change_queue` permission gates those changes on the dashboard.
     """
 
     name = models.CharField(primary_key=True, max_length=100)
+    #: At most this many jobs of the queue run at once, across all workers (NULL: no limit).
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
     paused = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=dj_timezone.now)
 
     class Meta:
         db_table = "jobscheduler_queues"
         ordering = ("name",)
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(concurrency__isnull=True) | models.Q(concurrency__gte=1),
+                name="jobsched_queue_concurrency_positive",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
@@ -47,44 +48,146 @@ def check_queue_name(name: Any) -> str:
 CONFIG_BARRIER_KEY = "jobscheduler_queue_config"
 
 
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+#: `set_limits(..., concurrency=UNCHANGED)`: leave that limit as it is (None removes a limit).
+UNCHANGED: Any = _Unchanged()
+
+#: The limits a queue may have (columns of `jobscheduler_queues`, keys of a JOBSCHEDULER["QUEUES"] entry).
+LIMIT_FIELDS = ("concurrency",)
+SETTING_KEYS = (*LIMIT_FIELDS, "paused")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueState:
-    """A queue's live settings as every worker applies them now."""
+    """A queue's live settings as every worker applies them now.
+
+    `concurrency`: at most this many jobs of the queue run at once across all workers (None: no limit).
+    """
 
     name: str
+    concurrency: int | None = None
     paused: bool = False
     updated_at: datetime | None = None
 
+    @property
+    def is_limited(self) -> bool:
+        return any(getattr(self, field) is not None for field in LIMIT_FIELDS)
+
+
+def check_limit(value: Any, what: str) -> int | None:
+    """A positive integer limit, or None (no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+        raise InvalidQueue(f"{what} must be a positive integer or None, got {value!r}")
+    return value
+
+
+def configured_queues() -> dict[str, dict[str, Any]]:
+    """JOBSCHEDULER["QUEUES"], checked: {name: {column: value}} for the queues the settings describe."""
+    from .conf import setting
+
+    raw = setting("QUEUES")
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(
+            f'JOBSCHEDULER["QUEUES"] must be a dict of queue name to settings, got {raw!r}'
+        )
+    checked = {}
+    for name, entry in raw.items():
+        where = f'JOBSCHEDULER["QUEUES"][{name!r}]'
+        try:
+            check_queue_name(name)
+            if not isinstance(entry, dict):
+                raise InvalidQueue(f"must be a dict, got {entry!r}")
+            unknown = set(entry) - set(SETTING_KEYS)
+            if unknown:
+                raise InvalidQueue(
+                    f"unknown key(s) {', '.join(sorted(map(str, unknown)))} (known: {', '.join(SETTING_KEYS)})"
+                )
+            values = {field: check_limit(entry.get(field), field) for field in LIMIT_FIELDS}
+            paused = entry.get("paused", False)
+            if not isinstance(paused, bool):
+                raise InvalidQueue(f"paused must be True or False, got {paused!r}")
+        except InvalidQueue as exc:
+            raise ImproperlyConfigured(f"{where}: {exc}") from None
+        checked[name] = {**values, "paused": paused}
+    return checked
+
+
+def settings_defaults(name: str) -> dict[str, Any]:
+    """The columns a new row of this queue starts with: its JOBSCHEDULER["QUEUES"] entry, else no limits."""
+    return configured_queues().get(name, {field: None for field in LIMIT_FIELDS} | {"paused": False})
+
+
+def seed_from_settings() -> int:
+    """Give every queue of JOBSCHEDULER["QUEUES"] its row when it has none yet; returns how many were made.
+
+    The settings are defaults: once a queue has a row, its live values (changed through the API, the command or
+    the dashboard) win; `reset_queue` puts the settings back. Workers call this at start-up (and `migrate`)."""
+    from .models import Queue
+
+    rows = [Queue(name=name, **values) for name, values in configured_queues().items()]
+    if not rows:
+        return 0
+    existing = set(Queue.objects.filter(name__in=[r.name for r in rows]).values_list("name", flat=True))
+    Queue.objects.bulk_create([r for r in rows if r.name not in existing], ignore_conflicts=True)
+    return len(rows) - len(existing)
+
 
 def get_queue(name: str) -> QueueState:
-    """The live settings of a queue (a queue without a row: not paused)."""
+    """The live settings of a queue (a queue without a row: its settings' defaults, else no limits)."""
     from .models import Queue
 
     name = check_queue_name(name)
     row = Queue.objects.filter(name=name).first()
-    return _state(row) if row else QueueState(name=name)
+    return _state(row) if row else QueueState(name=name, **settings_defaults(name))
 
 
 def list_queues(names: Iterable[str] = ()) -> list[QueueState]:
-    """Every queue with a row, plus `names` (queues known otherwise, e.g. from handlers), sorted by name."""
+    """Every queue with a row or settings, plus `names` (queues known otherwise, e.g. from handlers), by name."""
     from .models import Queue
 
-    rows = {row.name: _state(row) for row in Queue.objects.all()}
+    states = {name: QueueState(name=name, **values) for name, values in configured_queues().items()}
+    states.update({row.name: _state(row) for row in Queue.objects.all()})
     for name in names:
-        rows.setdefault(name, QueueState(name=name))
-    return [rows[name] for name in sorted(rows)]
+        states.setdefault(name, QueueState(name=name))
+    return [states[name] for name in sorted(states)]
 
 
 def set_paused(name: str, paused: bool) -> QueueState:
     """Pause or resume a queue on every worker. Waiting jobs stay queued, enqueueing still works, running jobs
     finish. Once the change is committed (at once, or when the caller's transaction commits), no claim starts a
     job of a paused queue."""
+    return _change(name, {"paused": paused})
+
+
+def set_limits(name: str, **limits: Any) -> QueueState:
+    """Change some of a queue's limits (`UNCHANGED` ones are left, None removes one). When the change is
+    committed, every later claim keeps within the new limits; jobs already running are not stopped."""
+    unknown = set(limits) - set(LIMIT_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown queue limit(s): {', '.join(sorted(unknown))}")
+    changes = {field: check_limit(value, field) for field, value in limits.items() if value is not UNCHANGED}
+    return _change(name, changes)
+
+
+def reset_queue(name: str) -> QueueState:
+    """Put a queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry (else: none, running)."""
+    return _change(name, settings_defaults(check_queue_name(name)))
+
+
+def _change(name: str, changes: dict[str, Any]) -> QueueState:
     from .models import Queue
 
     name = check_queue_name(name)
-    row, _ = Queue.objects.update_or_create(
-        name=name, defaults={"paused": paused, "updated_at": dj_timezone.now()}
-    )
+    with transaction.atomic():
+        Queue.objects.bulk_create([Queue(name=name, **settings_defaults(name))], ignore_conflicts=True)
+        Queue.objects.filter(name=name).update(**changes, updated_at=dj_timezone.now())
+        row = Queue.objects.get(name=name)
     transaction.on_commit(wait_for_claims_in_flight)
     return _state(row)
 
@@ -96,4 +199,9 @@ def wait_for_claims_in_flight() -> None:
 
 
 def _state(row: Any) -> QueueState:
-    return QueueState(name=row.name, paused=row.paused, updated_at=row.updated_at)
+    return QueueState(
+        name=row.name,
+        **{field: getattr(row, field) for field in LIMIT_FIELDS},
+        paused=row.paused,
+        updated_at=row.updated_at,
+    )

@@ -1,9 +1,11 @@
 """A worker's claim: one transaction and one round trip that starts a batch of jobs, within each queue's settings.
 
 READ COMMITTED gives every statement its own snapshot, taken when the statement starts. A claim must see every
-change to the queues' settings that has returned, so it first takes the config barrier (`sql.CLAIM_BEGIN`) and
-only then runs the claim statement (`sql.CLAIM`), whose snapshot is therefore taken after the barrier is held.
-Both statements and the commit go in one pipeline: one round trip, as a single statement would be.
+change to the queues' settings that has returned, and a claim of a limited queue must count the jobs every
+other claim of that queue leased. So it first takes its locks (`sql.CLAIM_BEGIN`: the settings barrier, and the
+rows of the limited queues it may claim from) and only then runs the claim statement (`sql.CLAIM`), whose
+snapshot is therefore taken once the locks are held. Both statements and the commit go in one pipeline: one
+round trip, as a single statement would be. A claim of unlimited queues locks no row.
 """
 
 from __future__ import annotations
@@ -39,6 +41,6 @@ class Claimer:
             "limit": limit,
         }
         with conn.pipeline(), conn.transaction():
-            conn.execute(sql.CLAIM_BEGIN)
+            conn.execute(sql.CLAIM_BEGIN, params)
             claimed = conn.execute(sql.CLAIM, params)
         return claimed.fetchall()

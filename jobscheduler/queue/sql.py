@@ -58,20 +58,39 @@ SELECT job_id FROM jobscheduler_queue WHERE tenant = %(tenant)s AND singleton_ke
 
 # -- claim (on the worker's connection, one transaction and one round trip: see claim.py) ----------------------
 
-#: First statement of a claim: holds the queue-config barrier (shared) before the claim's snapshot is taken, so a
-#: pause or limit change that has returned is seen by this claim, and one still being made waits for it (see
-#: queues.CONFIG_BARRIER_KEY). A claim transaction left idle (its worker frozen mid-claim) is ended by the server
-#: rather than holding the barrier.
+#: First statement of a claim. It holds the queue-settings barrier (shared) before the claim's snapshot is taken,
+#: so a pause or limit change that has returned is seen by this claim (see queues.CONFIG_BARRIER_KEY). And it
+#: locks the settings row of every limited queue this claim may start jobs of, in name order: claims of a
+#: limited queue run one at a time, each after the previous one committed, so the claim statement that follows
+#: (with a snapshot taken after the lock) counts every job the others leased. A queue with no ready job, or
+#: visibly at its limit, is not locked and not claimed from this time. The locked names are handed to the claim
+#: statement in a transaction-local setting. A claim transaction left idle (its worker frozen mid-claim) is ended
+#: by the server instead of holding its locks.
 CLAIM_BEGIN = f"""
+WITH limited AS (
+    SELECT c.name FROM jobscheduler_queues c
+    WHERE c.concurrency IS NOT NULL AND NOT c.paused
+      AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[]))
+      AND EXISTS (SELECT 1 FROM jobscheduler_queue j
+                  WHERE j.queue = c.name AND j.lease_token IS NULL AND j.run_at <= now())
+      AND (SELECT count(*) FROM jobscheduler_queue l
+           WHERE l.queue = c.name AND l.lease_token IS NOT NULL) < c.concurrency
+    ORDER BY c.name
+    FOR UPDATE OF c
+)
 SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
-       set_config('idle_in_transaction_session_timeout', '5s', true)
+       set_config('idle_in_transaction_session_timeout', '5s', true),
+       set_config('jobscheduler.claim_locked', coalesce((SELECT json_agg(name) FROM limited), '[]')::text, true)
 """
 
 #: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
-#: waiting job) and not paused, optionally only jobs named in %(names)s; leases them to %(worker_id)s and records
-#: the start of their attempt. Each queue is read in its own (priority, run time) order from the ready index and
-#: the best of all are claimed. Returns what the worker needs to run each one, the payload included as JSON text:
-#: decoding it is each job's own business (in its thread), so a hostile payload fails that job, not the worker.
+#: waiting job), optionally only jobs named in %(names)s; leases them to %(worker_id)s and records the start of
+#: their attempt. Paused queues are skipped. A queue with a `concurrency` limit is claimed from only when
+#: CLAIM_BEGIN locked it, for at most its limit minus its leased jobs (the jobs of a dead worker stay leased, so
+#: they keep their slots until the lease is rescued). Each queue is read in its own (priority, run time) order
+#: from the ready index and the best of all are claimed. Returns what the worker needs to run each one, the
+#: payload included as JSON text: decoding it is each job's own business (in its thread), so a hostile payload
+#: fails that job, not the worker.
 CLAIM = (
     """
 WITH RECURSIVE waiting(queue) AS (
@@ -90,19 +109,29 @@ served AS (
     UNION ALL
     SELECT unnest(%(queues)s::text[])
 ),
-open_queues AS (  -- a queue without a row of settings is not paused
-    SELECT s.queue FROM served s LEFT JOIN jobscheduler_queues c ON c.name = s.queue
-    WHERE c.name IS NULL OR NOT c.paused
+budget AS (  -- how many jobs each queue may start now (a queue without a row of settings: no limit)
+    SELECT s.queue,
+           CASE WHEN c.concurrency IS NULL THEN %(limit)s
+                ELSE c.concurrency - (SELECT count(*) FROM jobscheduler_queue l
+                                      WHERE l.queue = s.queue AND l.lease_token IS NOT NULL)
+           END AS allowed
+    FROM served s LEFT JOIN jobscheduler_queues c ON c.name = s.queue
+    WHERE c.name IS NULL
+       OR (NOT c.paused
+           AND (c.concurrency IS NULL
+                OR s.queue IN (SELECT json_array_elements_text(
+                                   current_setting('jobscheduler.claim_locked', true)::json))))
 ),
 ready AS (
-    SELECT r.job_id FROM open_queues o CROSS JOIN LATERAL (
+    SELECT r.job_id FROM budget b CROSS JOIN LATERAL (
         SELECT job_id, priority, run_at FROM jobscheduler_queue
-        WHERE queue = o.queue AND lease_token IS NULL AND run_at <= now()
+        WHERE queue = b.queue AND lease_token IS NULL AND run_at <= now()
           AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
         ORDER BY priority DESC, run_at
-        LIMIT %(limit)s
+        LIMIT least(b.allowed, %(limit)s)
         FOR UPDATE SKIP LOCKED
     ) r
+    WHERE b.allowed > 0
     ORDER BY r.priority DESC, r.run_at
     LIMIT %(limit)s
 ),
@@ -151,8 +180,10 @@ UNREGISTER_WORKER = "DELETE FROM jobscheduler_workers WHERE id = %(id)s"
 # -- an attempt ends ----------------------------------------------------------------------------------------------
 
 #: Buffered outcomes of many attempts in one statement. Final outcomes delete the queue row; retry puts it back
-#: with its next run time (now() + the backoff: the database clock, not the worker's); released (shutdown) puts it back without using up the attempt. Fenced on
-#: (job_id, lease_token, attempt); returns the job ids that were recorded (the rest were stale).
+#: with its next run time (now() + the backoff: the database clock, not the worker's); released (shutdown) puts
+#: it back without using up the attempt. Fenced on (job_id, lease_token, attempt); returns the job ids that were
+#: recorded (the rest were stale). Workers are woken when a job went back to the queue, or when a job of a
+#: limited queue ended (its slot is free).
 FINISH = render_sql(
     """
 WITH input AS (
@@ -166,7 +197,7 @@ ended AS (
     DELETE FROM jobscheduler_queue q USING input i
     WHERE q.job_id = i.job_id AND q.lease_token = i.token AND q.attempt = i.attempt
       AND i.outcome IN ($OUTCOME_COMPLETED, $OUTCOME_FAILED, $OUTCOME_CANCELLED)
-    RETURNING q.job_id
+    RETURNING q.job_id, q.queue
 ),
 requeued AS (
     UPDATE jobscheduler_queue q
@@ -183,9 +214,16 @@ src AS (
 )"""
     + FINISHED_SQL
     + """
-SELECT f.job_id, (SELECT pg_notify('"""
+SELECT f.job_id,
+       (SELECT pg_notify('"""
     + CHANNEL_JOBS
-    + """', '') FROM requeued LIMIT 1) FROM finished f
+    + """', '') FROM requeued LIMIT 1),
+       -- a job of a limited queue ended: its slot is free, and jobs may be waiting for it
+       (SELECT pg_notify('"""
+    + CHANNEL_JOBS
+    + """', '') WHERE EXISTS (SELECT 1 FROM ended e JOIN jobscheduler_queues c ON c.name = e.queue
+                             WHERE c.concurrency IS NOT NULL))
+FROM finished f
 """
 )
 
@@ -215,7 +253,7 @@ MAINTENANCE_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('jobscheduler_main
 
 #: Puts back jobs whose lease expired (their worker died or stalled). Each rescue ends the lost attempt: it is
 #: recorded as a failed attempt, retried now while attempts remain, failed when none remain, cancelled when a
-#: cancel was requested.
+#: cancel was requested. Workers are woken: a job is back, or a slot of a limited queue is free.
 RESCUE = render_sql(
     """
 WITH expired AS (
@@ -238,17 +276,18 @@ ended AS (
     RETURNING q.tenant, q.job_id, q.attempt,
               CASE WHEN q.cancel_requested THEN $OUTCOME_CANCELLED ELSE $OUTCOME_FAILED END AS outcome
 ),
+lost AS (SELECT * FROM requeued UNION ALL SELECT * FROM ended),
 src AS (
     SELECT tenant, job_id, attempt, outcome, NULL::jsonb AS result,
            'Worker lost: the lease expired without a heartbeat' AS error, 'LeaseExpired' AS error_type,
            NULL::text AS tb, CASE WHEN outcome = $OUTCOME_RETRY THEN now() END AS next_at
-    FROM (SELECT * FROM requeued UNION ALL SELECT * FROM ended) lost
+    FROM lost
 )"""
     + FINISHED_SQL
     + """
 SELECT f.job_id, f.outcome, (SELECT pg_notify('"""
     + CHANNEL_JOBS
-    + """', '') FROM requeued LIMIT 1) FROM finished f
+    + """', '') FROM lost LIMIT 1) FROM finished f
 """
 )
 

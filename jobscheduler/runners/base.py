@@ -177,6 +177,16 @@ class JobRunner(abc.ABC):
     def resume_queue(self, name: str) -> QueueState:
         return queues.set_paused(name, False)
 
+    def set_queue_limits(self, name: str, *, concurrency: int | None = queues.UNCHANGED) -> QueueState:
+        """Change the queue's live limits on every worker (None removes a limit, an omitted one stays):
+        `concurrency`, the most jobs of the queue running at once across all workers. Jobs already running are
+        not stopped; from when this returns, no job starts while the queue is at its limit."""
+        return queues.set_limits(name, concurrency=concurrency)
+
+    def reset_queue(self, name: str) -> QueueState:
+        """Put the queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry."""
+        return queues.reset_queue(name)
+
     def get_queue(self, name: str) -> QueueState:
         return queues.get_queue(name)
 
@@ -191,6 +201,12 @@ class JobRunner(abc.ABC):
 
     async def aresume_queue(self, name: str) -> QueueState:
         return await sync_to_async(self.resume_queue)(name)
+
+    async def aset_queue_limits(self, name: str, **limits: Any) -> QueueState:
+        return await sync_to_async(self.set_queue_limits)(name, **limits)
+
+    async def areset_queue(self, name: str) -> QueueState:
+        return await sync_to_async(self.reset_queue)(name)
 
     async def aget_queue(self, name: str) -> QueueState:
         return await sync_to_async(self.get_queue)(name)

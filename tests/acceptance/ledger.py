@@ -10,7 +10,10 @@ compares it with what the test committed and with the record (`jobs`, `job_detai
 - unexplained: a duplicate whose earlier execution's worker was neither killed, paused nor stopped by the
   test, and whose attempt was not ended by a lease rescue: nothing but a bug explains it;
 - stuck: a committed job left queued/processing in `jobs`, or any row left in the queue table;
-- finalised twice: a job with more than one final step (completed/failed/cancelled) in `job_details`.
+- finalised twice: a job with more than one final step (completed/failed/cancelled) in `job_details`;
+- limit exceeded: a start that made more jobs of a queue run at once than its `concurrency` (from the queue's
+  live settings). An execution runs from its ledger start to its ledger end; one that never ended (its worker
+  was killed) holds its slot until the step that ended its attempt (the lease rescue), as the engine promises.
 """
 
 from __future__ import annotations
@@ -51,13 +54,18 @@ class LedgerReport:
     stuck: list[uuid.UUID] = field(default_factory=list)
     finalised_twice: list[uuid.UUID] = field(default_factory=list)
     rescued: set[tuple[uuid.UUID, int]] = field(default_factory=set)
+    #: Starts that took a queue over its concurrency limit, with (queue, time, running then) of the first few.
+    limit_exceeded: list[tuple[str, float, int]] = field(default_factory=list)
+    #: The most jobs of each limited queue seen running at once.
+    peak: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         return (
             f"ledger[{self.test}]: jobs={self.jobs} executions={len(self.executions)} lost={len(self.lost)} "
             f"unexpected={len(self.unexpected)} duplicated={len(self.duplicated)} "
             f"unexplained={len(self.unexplained)} stuck={len(self.stuck)} "
-            f"finalised_twice={len(self.finalised_twice)} rescued={len(self.rescued)}"
+            f"finalised_twice={len(self.finalised_twice)} rescued={len(self.rescued)} "
+            f"limit_exceeded={len(self.limit_exceeded)}"
         )
 
     def assert_clean(self, *, max_duplicated: int | None = None) -> None:
@@ -68,11 +76,39 @@ class LedgerReport:
             "unexplained": self.unexplained,
             "stuck": self.stuck,
             "finalised_twice": self.finalised_twice,
+            "limit_exceeded": self.limit_exceeded,
         }
         bad = {k: v[:5] for k, v in problems.items() if v}
         assert not bad, f"{self.line()}\nfirst offenders: {bad}"
         if max_duplicated is not None:
             assert len(self.duplicated) <= max_duplicated, self.line()
+
+
+def over_the_limit(
+    executions: list[Execution],
+    queue_of: dict[uuid.UUID, str],
+    limits: dict[str, int],
+    attempt_ended: dict[tuple[uuid.UUID, int], float],
+) -> tuple[list[tuple[str, float, int]], dict[str, int]]:
+    """Sweep each limited queue's executions in time order; every start that leaves more running than the limit
+    is one excess. An end at the same instant as a start frees its slot first."""
+    events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for e in executions:
+        queue = queue_of.get(e.job_id)
+        if queue not in limits:
+            continue
+        end = e.finished if e.finished is not None else attempt_ended.get((e.job_id, e.attempt), float("inf"))
+        events[queue] += [(e.started, 1), (end, -1)]
+    excess: list[tuple[str, float, int]] = []
+    peak: dict[str, int] = {}
+    for queue, marks in events.items():
+        running = 0
+        for moment, delta in sorted(marks):
+            running += delta
+            peak[queue] = max(peak.get(queue, 0), running)
+            if delta > 0 and running > limits[queue]:
+                excess.append((queue, moment, running))
+    return excess, peak
 
 
 def ledger_rows() -> list[Execution]:
@@ -130,7 +166,26 @@ def check(
                 [list(ids)],
             ).fetchall()
         )
+        queue_of = dict(
+            conn.execute(
+                "SELECT job_id, coalesce(metadata ->> 'queue', 'default') FROM jobs WHERE job_id = ANY(%s)",
+                [list({e.job_id for e in executions})],
+            ).fetchall()
+        )
+        limits = dict(
+            conn.execute("SELECT name, concurrency FROM jobscheduler_queues WHERE concurrency IS NOT NULL")
+        )
+        attempt_ended = {
+            (r[0], int(r[1])): float(r[2])
+            for r in conn.execute(
+                "SELECT job_id, result ->> 'attempt', extract(epoch FROM min(processed_at)) FROM job_details "
+                "WHERE job_id = ANY(%s) AND step_name IN ('execution_completed', 'execution_failed', "
+                "'execution_cancelled', 'execution_released') AND result ? 'attempt' GROUP BY 1, 2",
+                [list({e.job_id for e in executions if e.finished is None})],
+            ).fetchall()
+        }
     report = LedgerReport(test=test, jobs=len(ids), executions=executions, rescued=rescued)
+    report.limit_exceeded, report.peak = over_the_limit(executions, queue_of, limits, attempt_ended)
     for job_id in sorted(ids):
         runs = sorted(by_job.get(job_id, []), key=lambda e: e.started)
         successful = [e for e in runs if e.finished is not None]

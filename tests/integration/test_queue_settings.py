@@ -100,3 +100,95 @@ def test_the_command_line_lists_pauses_and_resumes(runner):
     with pytest.raises(CommandError) as err:
         call_command("jobqueues", "pause", "a:b")
     assert str(err.value).startswith("Invalid queue name: 'a:b'")
+
+
+def test_limits_change_live_and_none_removes_one(runner):
+    state = runner.set_queue_limits("emails", concurrency=2)
+    assert (state.concurrency, state.is_limited) == (2, True)
+    assert runner.set_queue_limits("emails").concurrency == 2  # nothing named: unchanged
+    assert runner.pause_queue("emails").concurrency == 2
+    state = runner.set_queue_limits("emails", concurrency=None)
+    assert (state.concurrency, state.is_limited, state.paused) == (None, False, True)
+    assert async_to_sync(runner.aset_queue_limits)("emails", concurrency=5).concurrency == 5
+
+
+@pytest.mark.parametrize("value", [0, -1, "3", True, 1.5, 2**31])
+def test_a_bad_limit_is_refused_and_nothing_changes(runner, value):
+    runner.set_queue_limits("emails", concurrency=4)
+    with pytest.raises(InvalidQueue) as err:
+        runner.set_queue_limits("emails", concurrency=value)
+    assert str(err.value) == f"concurrency must be a positive integer or None, got {value!r}"
+    assert runner.get_queue("emails").concurrency == 4
+
+
+def test_settings_seed_a_queue_and_the_live_values_win_until_reset(runner, settings):
+    from jobscheduler.queues import seed_from_settings
+
+    settings.JOBSCHEDULER = {**settings.JOBSCHEDULER, "QUEUES": {"emails": {"concurrency": 2}}}
+    assert runner.get_queue("emails").concurrency == 2  # before any row: the settings
+    assert "emails" in [q.name for q in runner.list_queues()]
+    assert seed_from_settings() == 1 and Queue.objects.get(name="emails").concurrency == 2
+    assert seed_from_settings() == 0
+    runner.set_queue_limits("emails", concurrency=7)
+    settings.JOBSCHEDULER = {**settings.JOBSCHEDULER, "QUEUES": {"emails": {"concurrency": 3}}}
+    assert seed_from_settings() == 0 and runner.get_queue("emails").concurrency == 7  # the live value wins
+    runner.pause_queue("emails")
+    state = runner.reset_queue("emails")
+    assert (state.concurrency, state.paused) == (3, False)
+
+
+@pytest.mark.parametrize(
+    "queues, message",
+    [
+        ([], 'JOBSCHEDULER["QUEUES"] must be a dict of queue name to settings, got []'),
+        ({"a b": {}}, "JOBSCHEDULER[\"QUEUES\"]['a b']: Invalid queue name: 'a b' (1-100 letters, digits, '_', "
+         "'-' or '.', starting with a letter or digit)"),
+        ({"emails": 3}, "JOBSCHEDULER[\"QUEUES\"]['emails']: must be a dict, got 3"),
+        ({"emails": {"concurency": 3}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: unknown key(s) concurency (known: "
+         "concurrency, paused)"),
+        ({"emails": {"concurrency": 0}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: concurrency must be a positive "
+         "integer or None, got 0"),
+        ({"emails": {"paused": "yes"}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: paused must be True or False, got "
+         "'yes'"),
+    ],
+)  # fmt: skip
+def test_bad_queue_settings_are_refused_with_what_is_wrong(runner, settings, queues, message):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.JOBSCHEDULER = {**settings.JOBSCHEDULER, "QUEUES": queues}
+    with pytest.raises(ImproperlyConfigured) as err:
+        runner.list_queues()
+    assert str(err.value) == message
+
+
+def test_the_command_line_changes_and_resets_limits(runner):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("jobqueues", "limits", "emails", "--concurrency", "3", stdout=out)
+    assert out.getvalue() == "emails: running, concurrency 3\n"
+    call_command("jobqueues", "limits", "emails", "--concurrency", "none", stdout=io.StringIO())
+    assert runner.get_queue("emails").concurrency is None
+    with pytest.raises(CommandError) as err:
+        call_command("jobqueues", "limits", "emails", "--concurrency", "0")
+    assert str(err.value) == "concurrency must be a positive integer or None, got 0"
+    runner.set_queue_limits("emails", concurrency=9)
+    out = io.StringIO()
+    call_command("jobqueues", "reset", "emails", stdout=out)
+    assert out.getvalue() == "emails: running\n"
+
+
+def test_a_limited_queue_wakes_its_workers_when_a_slot_frees(runner, start_worker, tenant):
+    """With polling all but off, a one-at-a-time queue still drains promptly: each end of one of its jobs
+    NOTIFYs the workers that a slot is free."""
+    runner.set_queue_limits("serial", concurrency=1)
+    start_worker("--concurrency", "4", settings={"POLL_INTERVAL_SECONDS": 30})
+    start_worker("--concurrency", "4", settings={"POLL_INTERVAL_SECONDS": 30})
+    time.sleep(0.5)  # both idle, waiting on LISTEN
+    started = time.monotonic()
+    ids = [r.job_id for r in runner.schedule_jobs("t.noop", [{}] * 20, tenant_id=tenant, queue="serial")]
+    wait_for(lambda: statuses(ids) == ["completed"] * 20, timeout=20, message="the serial queue to drain")
+    assert time.monotonic() - started < 15
+    assert starts(ids) == 20  # each once

@@ -111,6 +111,24 @@ def ledger(job_id, data):
 # -- acceptance battery (tests/acceptance/): executions written to test_ledger on their own connection --------
 
 
+@job_handler("t.slot", timeout_ms=60_000, retry=RetryPolicy(max_attempts=10, initial_interval_ms=100))
+def slot(job_id, data):
+    """Holds a slot for data["seconds"]. Its ledger row is written when it starts and completed when it ends, so
+    the flow-control tests see every execution, also one whose worker is killed in the middle."""
+    started = time.time()
+    attempt = current_job().attempt
+    with psycopg.connect(os.environ["LEDGER_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO test_ledger (job_id, attempt, pid, started, finished) VALUES (%s, %s, %s, %s, NULL)",
+            (job_id, attempt, os.getpid(), started),
+        )
+        time.sleep(float(data.get("seconds", 0)))
+        conn.execute(
+            "UPDATE test_ledger SET finished = %s WHERE job_id = %s AND attempt = %s AND pid = %s",
+            (time.time(), job_id, attempt, os.getpid()),
+        )
+
+
 def write_ledger(job_id, started: float, finished: float | None) -> None:
     """One ledger row per execution; `finished` is NULL for an execution that never completes on purpose."""
     with psycopg.connect(os.environ["LEDGER_DATABASE_URL"], autocommit=True) as conn:

@@ -3,6 +3,8 @@
     jobqueues list
     jobqueues pause NAME
     jobqueues resume NAME
+    jobqueues limits NAME [--concurrency N|none]
+    jobqueues reset NAME                      (back to JOBSCHEDULER["QUEUES"])
 
 Changes go through the runner API (the same calls as the dashboard), so every worker applies them at its next
 claim, without a restart.
@@ -10,10 +12,12 @@ claim, without a restart.
 
 from __future__ import annotations
 
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 
 from jobscheduler.exceptions import JobSchedulerError
-from jobscheduler.queues import QueueState
+from jobscheduler.queues import UNCHANGED, QueueState
 from jobscheduler.runners.factory import JobRunnerFactory
 
 
@@ -25,6 +29,12 @@ class Command(BaseCommand):
         sub.add_parser("list", help="every queue with live settings or a handler")
         for action in ("pause", "resume"):
             sub.add_parser(action, help=f"{action} a queue on every worker").add_argument("name")
+        limits = sub.add_parser("limits", help="change a queue's limits on every worker ('none' removes one)")
+        limits.add_argument("name")
+        limits.add_argument(
+            "--concurrency", type=_limit, default=UNCHANGED, help="jobs running at once, all workers"
+        )
+        sub.add_parser("reset", help='put a queue back to JOBSCHEDULER["QUEUES"]').add_argument("name")
 
     def handle(self, *args, **options):
         runner = JobRunnerFactory.get_instance()
@@ -34,15 +44,29 @@ class Command(BaseCommand):
                 for state in runner.list_queues():
                     self.stdout.write(describe(state))
                 return
-            state = (
-                runner.pause_queue(options["name"])
-                if action == "pause"
-                else runner.resume_queue(options["name"])
-            )
+            name = options["name"]
+            if action == "pause":
+                state = runner.pause_queue(name)
+            elif action == "resume":
+                state = runner.resume_queue(name)
+            elif action == "reset":
+                state = runner.reset_queue(name)
+            else:
+                state = runner.set_queue_limits(name, concurrency=options["concurrency"])
         except JobSchedulerError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(describe(state))
 
 
 def describe(state: QueueState) -> str:
-    return f"{state.name}: {'paused' if state.paused else 'running'}"
+    limits = f", concurrency {state.concurrency}" if state.concurrency is not None else ""
+    return f"{state.name}: {'paused' if state.paused else 'running'}{limits}"
+
+
+def _limit(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None

@@ -7,6 +7,7 @@ import logging
 from django.core.management.base import BaseCommand, CommandError
 
 from jobscheduler.conf import env_setting, setting
+from jobscheduler.queues import seed_from_settings
 from jobscheduler.registry import JobHandlerRegistry
 
 
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         shutdown_timeout = options["shutdown_timeout"]
         if shutdown_timeout is None:
             shutdown_timeout = float(setting("SHUTDOWN_TIMEOUT_SECONDS"))
+        seed_from_settings()  # every queue of JOBSCHEDULER["QUEUES"] has its live settings before a claim
         if backend == "temporal":
             from jobscheduler.temporal.worker import run_temporal_worker
 

@@ -1,0 +1,71 @@
+"""Flow control under real workers: a queue's global concurrency holds across processes, also while one of them
+is SIGKILLed mid-job (its leases keep their slots until they are rescued).
+
+Jobs run `t.slot`, which writes its ledger row when it starts and completes it when it ends; `ledger.check`
+sweeps those intervals per limited queue and counts every start that took the queue over its limit
+(`limit_exceeded`, 0 in every run), and reports the peak it saw (which must reach the limit, or the test
+proved nothing).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from jobscheduler import JobRunnerFactory
+from tests.acceptance.ledger import check
+from tests.acceptance.support import drain, pid_of_worker_id, query
+from tests.support.processes import wait_for
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def runner(fast_settings):
+    return JobRunnerFactory.get_instance()
+
+
+def enqueue(runner, tenant, count: int, seconds: float, queue: str | None = None) -> list[str]:
+    data = [{"seconds": seconds}] * count
+    return [r.job_id for r in runner.schedule_jobs("t.slot", data, tenant_id=tenant, queue=queue)]
+
+
+def test_three_workers_never_run_more_than_the_queue_concurrency(runner, workers, tenant):
+    runner.set_queue_limits("capped", concurrency=3)
+    for _ in range(3):
+        workers.start("--concurrency", "4")
+    capped = enqueue(runner, tenant, 60, 0.1, queue="capped")
+    free = enqueue(runner, tenant, 60, 0.1)
+    drain(capped + free, timeout=90, pool=workers)
+    report = check("concurrency", capped + free, faulted_pids=workers.faulted)
+    report.assert_clean(max_duplicated=0)
+    assert report.peak["capped"] == 3, report.peak  # the limit was reached, never passed
+    pids = {e.pid for e in report.executions if str(e.job_id) in set(capped)}
+    assert len(pids) == 3, "every worker should have run jobs of the limited queue"
+
+
+def test_a_killed_worker_keeps_its_slots_until_its_leases_are_rescued(runner, workers, tenant):
+    """Three workers share three slots; the one holding most is SIGKILLed mid-job. The others may use its
+    slots only once maintenance has rescued its leases (the checker holds a killed execution's slot until the
+    step that ended its attempt). Maintenance runs seldom here, so a claim that freed a dead worker's slots
+    when its lease expired, before the rescue, would have a second or so to show."""
+    runner.set_queue_limits("capped", concurrency=3)
+    for _ in range(3):
+        workers.start("--concurrency", "4", settings={"MAINTENANCE_INTERVAL_SECONDS": 1.5})
+    capped = enqueue(runner, tenant, 15, 3.0, queue="capped")
+    wait_for(lambda: sum(leased_by().values()) == 3, message="all three slots to be taken")
+    holder, held = max(leased_by().items(), key=lambda item: item[1])
+    workers.kill(next(w for w in workers.all if w.pid == pid_of_worker_id(holder)))
+    drain(capped, timeout=120, pool=workers)
+    report = check("concurrency-kill-9", capped, faulted_pids=workers.faulted)
+    report.assert_clean()
+    assert len(report.rescued) == held, "each attempt of the killed worker should have been rescued"
+    assert report.peak["capped"] == 3, report.peak
+
+
+def leased_by() -> dict[str, int]:
+    return dict(
+        query(
+            "SELECT worker_id, count(*) FROM jobscheduler_queue "
+            "WHERE queue = 'capped' AND lease_token IS NOT NULL GROUP BY 1"
+        )
+    )
