@@ -242,6 +242,8 @@ class Queue(models.Model):
     name = models.CharField(primary_key=True, max_length=100)
     #: At most this many jobs of the queue run at once, across all workers (NULL: no limit).
     concurrency = models.PositiveIntegerField(null=True, blank=True)
+    #: At most this many jobs of the queue run at once per tenant, across all workers (NULL: no limit).
+    tenant_concurrency = models.PositiveIntegerField(null=True, blank=True)
     paused = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=dj_timezone.now)
 
@@ -252,7 +254,11 @@ class Queue(models.Model):
             models.CheckConstraint(
                 condition=models.Q(concurrency__isnull=True) | models.Q(concurrency__gte=1),
                 name="jobsched_queue_concurrency_positive",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tenant_concurrency__isnull=True) | models.Q(tenant_concurrency__gte=1),
+                name="jobsched_queue_tenant_conc_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -292,8 +298,19 @@ class QueueJob(models.Model):
                 name="jobsched_queue_ready_idx",
                 condition=models.Q(lease_token__isnull=True),
             ),
+            # Per tenant of a queue: the claim's skip through a tenant-limited queue's tenants, and their order.
             models.Index(
-                fields=["lease_expires_at"],
+                "queue",
+                "tenant",
+                models.F("priority").desc(),
+                "run_at",
+                name="jobsched_queue_tenready_idx",
+                condition=models.Q(lease_token__isnull=True),
+            ),
+            # Leased rows are few (at most the workers' slots): by queue and tenant for the claim's counts of
+            # running jobs, with the expiry the rescue looks for.
+            models.Index(
+                fields=["queue", "tenant", "lease_expires_at"],
                 name="jobsched_queue_lease_idx",
                 condition=models.Q(lease_token__isnull=False),
             ),

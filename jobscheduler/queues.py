@@ -57,7 +57,7 @@ class _Unchanged:
 UNCHANGED: Any = _Unchanged()
 
 #: The limits a queue may have (columns of `jobscheduler_queues`, keys of a JOBSCHEDULER["QUEUES"] entry).
-LIMIT_FIELDS = ("concurrency",)
+LIMIT_FIELDS = ("concurrency", "tenant_concurrency")
 SETTING_KEYS = (*LIMIT_FIELDS, "paused")
 
 
@@ -66,10 +66,12 @@ class QueueState:
     """A queue's live settings as every worker applies them now.
 
     `concurrency`: at most this many jobs of the queue run at once across all workers (None: no limit).
+    `tenant_concurrency`: at most this many per tenant (None: no limit).
     """
 
     name: str
     concurrency: int | None = None
+    tenant_concurrency: int | None = None
     paused: bool = False
     updated_at: datetime | None = None
 

@@ -62,21 +62,23 @@ SELECT job_id FROM jobscheduler_queue WHERE tenant = %(tenant)s AND singleton_ke
 #: so a pause or limit change that has returned is seen by this claim (see queues.CONFIG_BARRIER_KEY). And it
 #: locks the settings row of every limited queue this claim may start jobs of, in name order: claims of a
 #: limited queue run one at a time, each after the previous one committed, so the claim statement that follows
-#: (with a snapshot taken after the lock) counts every job the others leased. A queue with no ready job, or
-#: visibly at its limit, is not locked and not claimed from this time. The locked names are handed to the claim
-#: statement in a transaction-local setting. A claim transaction left idle (its worker frozen mid-claim) is ended
-#: by the server instead of holding its locks.
+#: (with a snapshot taken after the lock) counts every job the others leased. A row another claim holds is
+#: skipped (that claim serves the queue now; claims never queue up behind each other), and so is a queue with no
+#: ready job or visibly at its global limit. The locked names are handed to the claim statement in a
+#: transaction-local setting. A claim transaction left idle (its worker frozen mid-claim) is ended by the server
+#: instead of holding its locks.
 CLAIM_BEGIN = f"""
 WITH limited AS (
     SELECT c.name FROM jobscheduler_queues c
-    WHERE c.concurrency IS NOT NULL AND NOT c.paused
+    WHERE (c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL) AND NOT c.paused
       AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[]))
       AND EXISTS (SELECT 1 FROM jobscheduler_queue j
                   WHERE j.queue = c.name AND j.lease_token IS NULL AND j.run_at <= now())
-      AND (SELECT count(*) FROM jobscheduler_queue l
-           WHERE l.queue = c.name AND l.lease_token IS NOT NULL) < c.concurrency
+      AND (c.concurrency IS NULL
+           OR (SELECT count(*) FROM jobscheduler_queue l
+               WHERE l.queue = c.name AND l.lease_token IS NOT NULL) < c.concurrency)
     ORDER BY c.name
-    FOR UPDATE OF c
+    FOR UPDATE OF c SKIP LOCKED
 )
 SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
        set_config('idle_in_transaction_session_timeout', '5s', true),
@@ -85,12 +87,14 @@ SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
 
 #: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
 #: waiting job), optionally only jobs named in %(names)s; leases them to %(worker_id)s and records the start of
-#: their attempt. Paused queues are skipped. A queue with a `concurrency` limit is claimed from only when
-#: CLAIM_BEGIN locked it, for at most its limit minus its leased jobs (the jobs of a dead worker stay leased, so
-#: they keep their slots until the lease is rescued). Each queue is read in its own (priority, run time) order
-#: from the ready index and the best of all are claimed. Returns what the worker needs to run each one, the
-#: payload included as JSON text: decoding it is each job's own business (in its thread), so a hostile payload
-#: fails that job, not the worker.
+#: their attempt. Paused queues are skipped. A limited queue is claimed from only when CLAIM_BEGIN locked it:
+#: with `concurrency`, for at most that minus its leased jobs; with `tenant_concurrency`, each tenant with
+#: waiting jobs for at most that minus the tenant's leased jobs of the queue (one index probe per tenant, so a
+#: tenant's burst never hides the others' jobs). The jobs of a dead worker stay leased, so they keep their slots
+#: until the lease is rescued. Each queue (each tenant of a tenant-limited queue) is read in its own (priority,
+#: run time) order from a ready index and the best of all are claimed. Returns what the worker needs to run each
+#: one, the payload included as JSON text: decoding it is each job's own business (in its thread), so a hostile
+#: payload fails that job, not the worker.
 CLAIM = (
     """
 WITH RECURSIVE waiting(queue) AS (
@@ -110,7 +114,7 @@ served AS (
     SELECT unnest(%(queues)s::text[])
 ),
 budget AS (  -- how many jobs each queue may start now (a queue without a row of settings: no limit)
-    SELECT s.queue,
+    SELECT s.queue, c.tenant_concurrency,
            CASE WHEN c.concurrency IS NULL THEN %(limit)s
                 ELSE c.concurrency - (SELECT count(*) FROM jobscheduler_queue l
                                       WHERE l.queue = s.queue AND l.lease_token IS NOT NULL)
@@ -118,21 +122,55 @@ budget AS (  -- how many jobs each queue may start now (a queue without a row of
     FROM served s LEFT JOIN jobscheduler_queues c ON c.name = s.queue
     WHERE c.name IS NULL
        OR (NOT c.paused
-           AND (c.concurrency IS NULL
+           AND ((c.concurrency IS NULL AND c.tenant_concurrency IS NULL)
                 OR s.queue IN (SELECT json_array_elements_text(
                                    current_setting('jobscheduler.claim_locked', true)::json))))
 ),
+tenants(queue, tenant) AS (  -- each tenant with waiting jobs, per tenant-limited queue (skipping through an index)
+    SELECT b.queue, (SELECT j.tenant FROM jobscheduler_queue j
+                     WHERE j.queue = b.queue AND j.lease_token IS NULL ORDER BY j.tenant LIMIT 1)
+    FROM budget b WHERE b.tenant_concurrency IS NOT NULL AND b.allowed > 0
+    UNION ALL
+    SELECT t.queue, (SELECT j.tenant FROM jobscheduler_queue j
+                     WHERE j.queue = t.queue AND j.lease_token IS NULL AND j.tenant > t.tenant
+                     ORDER BY j.tenant LIMIT 1)
+    FROM tenants t WHERE t.tenant IS NOT NULL
+),
+per_tenant AS (  -- up to each tenant's free slots, then at most the queue's budget
+    SELECT c.job_id, c.priority, c.run_at FROM (
+        SELECT r.*, b.allowed, row_number() OVER (PARTITION BY r.queue ORDER BY r.priority DESC, r.run_at) AS nth
+        FROM tenants t JOIN budget b ON b.queue = t.queue
+        CROSS JOIN LATERAL (
+            SELECT b.tenant_concurrency - count(*) AS free FROM jobscheduler_queue l
+            WHERE l.queue = t.queue AND l.tenant = t.tenant AND l.lease_token IS NOT NULL
+        ) f
+        CROSS JOIN LATERAL (
+            SELECT job_id, queue, priority, run_at FROM jobscheduler_queue
+            WHERE queue = t.queue AND tenant = t.tenant AND lease_token IS NULL AND run_at <= now()
+              AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+            ORDER BY priority DESC, run_at
+            LIMIT least(f.free, b.allowed, %(limit)s)
+            FOR UPDATE SKIP LOCKED
+        ) r
+        WHERE t.tenant IS NOT NULL AND f.free > 0
+    ) c
+    WHERE c.nth <= c.allowed
+),
 ready AS (
-    SELECT r.job_id FROM budget b CROSS JOIN LATERAL (
-        SELECT job_id, priority, run_at FROM jobscheduler_queue
-        WHERE queue = b.queue AND lease_token IS NULL AND run_at <= now()
-          AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
-        ORDER BY priority DESC, run_at
-        LIMIT least(b.allowed, %(limit)s)
-        FOR UPDATE SKIP LOCKED
-    ) r
-    WHERE b.allowed > 0
-    ORDER BY r.priority DESC, r.run_at
+    SELECT job_id FROM (
+        SELECT r.job_id, r.priority, r.run_at FROM budget b CROSS JOIN LATERAL (
+            SELECT job_id, priority, run_at FROM jobscheduler_queue
+            WHERE queue = b.queue AND lease_token IS NULL AND run_at <= now()
+              AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+            ORDER BY priority DESC, run_at
+            LIMIT least(b.allowed, %(limit)s)
+            FOR UPDATE SKIP LOCKED
+        ) r
+        WHERE b.allowed > 0 AND b.tenant_concurrency IS NULL
+        UNION ALL
+        SELECT job_id, priority, run_at FROM per_tenant
+    ) candidates
+    ORDER BY priority DESC, run_at
     LIMIT %(limit)s
 ),
 src AS (
@@ -222,7 +260,7 @@ SELECT f.job_id,
        (SELECT pg_notify('"""
     + CHANNEL_JOBS
     + """', '') WHERE EXISTS (SELECT 1 FROM ended e JOIN jobscheduler_queues c ON c.name = e.queue
-                             WHERE c.concurrency IS NOT NULL))
+                             WHERE c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL))
 FROM finished f
 """
 )

@@ -177,11 +177,18 @@ class JobRunner(abc.ABC):
     def resume_queue(self, name: str) -> QueueState:
         return queues.set_paused(name, False)
 
-    def set_queue_limits(self, name: str, *, concurrency: int | None = queues.UNCHANGED) -> QueueState:
+    def set_queue_limits(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = queues.UNCHANGED,
+        tenant_concurrency: int | None = queues.UNCHANGED,
+    ) -> QueueState:
         """Change the queue's live limits on every worker (None removes a limit, an omitted one stays):
-        `concurrency`, the most jobs of the queue running at once across all workers. Jobs already running are
-        not stopped; from when this returns, no job starts while the queue is at its limit."""
-        return queues.set_limits(name, concurrency=concurrency)
+        `concurrency`, the most jobs of the queue running at once across all workers; `tenant_concurrency`, the
+        most per tenant. Jobs already running are not stopped; from when this returns, no job starts while the
+        queue (or its tenant) is at its limit."""
+        return queues.set_limits(name, concurrency=concurrency, tenant_concurrency=tenant_concurrency)
 
     def reset_queue(self, name: str) -> QueueState:
         """Put the queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry."""

@@ -11,9 +11,10 @@ compares it with what the test committed and with the record (`jobs`, `job_detai
   test, and whose attempt was not ended by a lease rescue: nothing but a bug explains it;
 - stuck: a committed job left queued/processing in `jobs`, or any row left in the queue table;
 - finalised twice: a job with more than one final step (completed/failed/cancelled) in `job_details`;
-- limit exceeded: a start that made more jobs of a queue run at once than its `concurrency` (from the queue's
-  live settings). An execution runs from its ledger start to its ledger end; one that never ended (its worker
-  was killed) holds its slot until the step that ended its attempt (the lease rescue), as the engine promises.
+- limit exceeded: a start that made more jobs of a queue run at once than its `concurrency`, or more of one
+  tenant's jobs of the queue than its `tenant_concurrency` (from the queue's live settings). An execution runs
+  from its ledger start to its ledger end; one that never ended (its worker was killed) holds its slot until
+  the step that ended its attempt (the lease rescue), as the engine promises.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ class LedgerReport:
     stuck: list[uuid.UUID] = field(default_factory=list)
     finalised_twice: list[uuid.UUID] = field(default_factory=list)
     rescued: set[tuple[uuid.UUID, int]] = field(default_factory=set)
-    #: Starts that took a queue over its concurrency limit, with (queue, time, running then) of the first few.
-    limit_exceeded: list[tuple[str, float, int]] = field(default_factory=list)
-    #: The most jobs of each limited queue seen running at once.
-    peak: dict[str, int] = field(default_factory=dict)
+    #: Starts that took a queue (or a tenant of it) over its limit: (queue, tenant or None, time, running then).
+    limit_exceeded: list[tuple] = field(default_factory=list)
+    #: The most jobs seen running at once per limited queue (key: queue) and per tenant (key: (queue, tenant)).
+    peak: dict = field(default_factory=dict)
 
     def line(self) -> str:
         return (
@@ -86,28 +87,34 @@ class LedgerReport:
 
 def over_the_limit(
     executions: list[Execution],
-    queue_of: dict[uuid.UUID, str],
-    limits: dict[str, int],
+    owner: dict[uuid.UUID, tuple[str, uuid.UUID]],
+    limits: dict[str, tuple[int | None, int | None]],
     attempt_ended: dict[tuple[uuid.UUID, int], float],
-) -> tuple[list[tuple[str, float, int]], dict[str, int]]:
-    """Sweep each limited queue's executions in time order; every start that leaves more running than the limit
-    is one excess. An end at the same instant as a start frees its slot first."""
-    events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+) -> tuple[list[tuple], dict]:
+    """Sweep the executions of each limited queue (and of each tenant of a tenant-limited one) in time order;
+    every start that leaves more running than the limit is one excess. An end at the same instant as a start
+    frees its slot first."""
+    events: dict[tuple, list[tuple[float, int]]] = defaultdict(list)
     for e in executions:
-        queue = queue_of.get(e.job_id)
+        queue, tenant = owner.get(e.job_id, (None, None))
         if queue not in limits:
             continue
         end = e.finished if e.finished is not None else attempt_ended.get((e.job_id, e.attempt), float("inf"))
-        events[queue] += [(e.started, 1), (end, -1)]
-    excess: list[tuple[str, float, int]] = []
-    peak: dict[str, int] = {}
-    for queue, marks in events.items():
+        overall, per_tenant = limits[queue]
+        for key, limit in (((queue, None), overall), ((queue, tenant), per_tenant)):
+            if limit is not None:
+                events[key] += [(e.started, 1), (end, -1)]
+    excess: list[tuple] = []
+    peak: dict = {}
+    for (queue, tenant), marks in events.items():
+        limit = limits[queue][0 if tenant is None else 1]
+        key = queue if tenant is None else (queue, tenant)
         running = 0
         for moment, delta in sorted(marks):
             running += delta
-            peak[queue] = max(peak.get(queue, 0), running)
-            if delta > 0 and running > limits[queue]:
-                excess.append((queue, moment, running))
+            peak[key] = max(peak.get(key, 0), running)
+            if delta > 0 and running > limit:
+                excess.append((queue, tenant, moment, running))
     return excess, peak
 
 
@@ -166,15 +173,20 @@ def check(
                 [list(ids)],
             ).fetchall()
         )
-        queue_of = dict(
-            conn.execute(
-                "SELECT job_id, coalesce(metadata ->> 'queue', 'default') FROM jobs WHERE job_id = ANY(%s)",
+        owner = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT job_id, coalesce(metadata ->> 'queue', 'default'), tenant FROM jobs WHERE job_id = ANY(%s)",
                 [list({e.job_id for e in executions})],
             ).fetchall()
-        )
-        limits = dict(
-            conn.execute("SELECT name, concurrency FROM jobscheduler_queues WHERE concurrency IS NOT NULL")
-        )
+        }
+        limits = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT name, concurrency, tenant_concurrency FROM jobscheduler_queues "
+                "WHERE concurrency IS NOT NULL OR tenant_concurrency IS NOT NULL"
+            ).fetchall()
+        }
         attempt_ended = {
             (r[0], int(r[1])): float(r[2])
             for r in conn.execute(
@@ -185,7 +197,7 @@ def check(
             ).fetchall()
         }
     report = LedgerReport(test=test, jobs=len(ids), executions=executions, rescued=rescued)
-    report.limit_exceeded, report.peak = over_the_limit(executions, queue_of, limits, attempt_ended)
+    report.limit_exceeded, report.peak = over_the_limit(executions, owner, limits, attempt_ended)
     for job_id in sorted(ids):
         runs = sorted(by_job.get(job_id, []), key=lambda e: e.started)
         successful = [e for e in runs if e.finished is not None]

@@ -9,6 +9,9 @@ proved nothing).
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 
 from jobscheduler import JobRunnerFactory
@@ -69,3 +72,24 @@ def leased_by() -> dict[str, int]:
             "WHERE queue = 'capped' AND lease_token IS NOT NULL GROUP BY 1"
         )
     )
+
+
+def test_one_tenant_burst_is_held_to_its_limit_and_the_others_keep_flowing(runner, workers, tenant):
+    """Tenant A floods a queue limited to two running jobs per tenant; B and C, arriving after the flood, start
+    at once instead of waiting behind it, and no tenant ever runs more than two."""
+    runner.set_queue_limits("shared", tenant_concurrency=2)
+    for _ in range(3):
+        workers.start("--concurrency", "4")
+    flood = enqueue(runner, tenant, 30, 0.5, queue="shared")
+    time.sleep(0.5)
+    others, arrived = [uuid.uuid4(), uuid.uuid4()], time.time()
+    late = [job for t in others for job in enqueue(runner, t, 4, 0.5, queue="shared")]
+    drain(flood + late, timeout=90, pool=workers)
+    report = check("tenant-concurrency", flood + late, faulted_pids=workers.faulted)
+    report.assert_clean(max_duplicated=0)
+    assert {report.peak[("shared", t)] for t in [tenant, *others]} == {2}, report.peak
+    late_starts = [e.started for e in report.executions if str(e.job_id) in set(late)]
+    flood_starts = sorted(e.started for e in report.executions if str(e.job_id) in set(flood))
+    # Four jobs of 0.5 s, two at a time: about a second each for B and C, not the flood's 7.5 s.
+    assert max(late_starts) - arrived < 3.0, max(late_starts) - arrived
+    assert max(late_starts) < flood_starts[-10], "the late tenants waited behind the flood"

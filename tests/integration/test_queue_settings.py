@@ -110,15 +110,21 @@ def test_limits_change_live_and_none_removes_one(runner):
     state = runner.set_queue_limits("emails", concurrency=None)
     assert (state.concurrency, state.is_limited, state.paused) == (None, False, True)
     assert async_to_sync(runner.aset_queue_limits)("emails", concurrency=5).concurrency == 5
+    state = runner.set_queue_limits("emails", tenant_concurrency=1)
+    assert (state.concurrency, state.tenant_concurrency) == (5, 1)
+    state = runner.set_queue_limits("emails", concurrency=None)
+    assert (state.concurrency, state.tenant_concurrency, state.is_limited) == (None, 1, True)
 
 
+@pytest.mark.parametrize("limit", ["concurrency", "tenant_concurrency"])
 @pytest.mark.parametrize("value", [0, -1, "3", True, 1.5, 2**31])
-def test_a_bad_limit_is_refused_and_nothing_changes(runner, value):
-    runner.set_queue_limits("emails", concurrency=4)
+def test_a_bad_limit_is_refused_and_nothing_changes(runner, limit, value):
+    runner.set_queue_limits("emails", concurrency=4, tenant_concurrency=2)
     with pytest.raises(InvalidQueue) as err:
-        runner.set_queue_limits("emails", concurrency=value)
-    assert str(err.value) == f"concurrency must be a positive integer or None, got {value!r}"
-    assert runner.get_queue("emails").concurrency == 4
+        runner.set_queue_limits("emails", **{limit: value})
+    assert str(err.value) == f"{limit} must be a positive integer or None, got {value!r}"
+    state = runner.get_queue("emails")
+    assert (state.concurrency, state.tenant_concurrency) == (4, 2)
 
 
 def test_settings_seed_a_queue_and_the_live_values_win_until_reset(runner, settings):
@@ -145,7 +151,7 @@ def test_settings_seed_a_queue_and_the_live_values_win_until_reset(runner, setti
          "'-' or '.', starting with a letter or digit)"),
         ({"emails": 3}, "JOBSCHEDULER[\"QUEUES\"]['emails']: must be a dict, got 3"),
         ({"emails": {"concurency": 3}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: unknown key(s) concurency (known: "
-         "concurrency, paused)"),
+         "concurrency, tenant_concurrency, paused)"),
         ({"emails": {"concurrency": 0}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: concurrency must be a positive "
          "integer or None, got 0"),
         ({"emails": {"paused": "yes"}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: paused must be True or False, got "
@@ -169,12 +175,16 @@ def test_the_command_line_changes_and_resets_limits(runner):
     out = io.StringIO()
     call_command("jobqueues", "limits", "emails", "--concurrency", "3", stdout=out)
     assert out.getvalue() == "emails: running, concurrency 3\n"
+    out = io.StringIO()
+    call_command("jobqueues", "limits", "emails", "--tenant-concurrency", "1", stdout=out)
+    assert out.getvalue() == "emails: running, concurrency 3, per tenant 1\n"
     call_command("jobqueues", "limits", "emails", "--concurrency", "none", stdout=io.StringIO())
-    assert runner.get_queue("emails").concurrency is None
+    state = runner.get_queue("emails")
+    assert (state.concurrency, state.tenant_concurrency) == (None, 1)
     with pytest.raises(CommandError) as err:
         call_command("jobqueues", "limits", "emails", "--concurrency", "0")
     assert str(err.value) == "concurrency must be a positive integer or None, got 0"
-    runner.set_queue_limits("emails", concurrency=9)
+    runner.set_queue_limits("emails", concurrency=9, tenant_concurrency=None)
     out = io.StringIO()
     call_command("jobqueues", "reset", "emails", stdout=out)
     assert out.getvalue() == "emails: running\n"

@@ -3,7 +3,7 @@
     jobqueues list
     jobqueues pause NAME
     jobqueues resume NAME
-    jobqueues limits NAME [--concurrency N|none]
+    jobqueues limits NAME [--concurrency N|none] [--tenant-concurrency N|none]
     jobqueues reset NAME                      (back to JOBSCHEDULER["QUEUES"])
 
 Changes go through the runner API (the same calls as the dashboard), so every worker applies them at its next
@@ -34,6 +34,9 @@ class Command(BaseCommand):
         limits.add_argument(
             "--concurrency", type=_limit, default=UNCHANGED, help="jobs running at once, all workers"
         )
+        limits.add_argument(
+            "--tenant-concurrency", type=_limit, default=UNCHANGED, help="jobs running at once per tenant"
+        )
         sub.add_parser("reset", help='put a queue back to JOBSCHEDULER["QUEUES"]').add_argument("name")
 
     def handle(self, *args, **options):
@@ -52,14 +55,22 @@ class Command(BaseCommand):
             elif action == "reset":
                 state = runner.reset_queue(name)
             else:
-                state = runner.set_queue_limits(name, concurrency=options["concurrency"])
+                state = runner.set_queue_limits(
+                    name,
+                    concurrency=options["concurrency"],
+                    tenant_concurrency=options["tenant_concurrency"],
+                )
         except JobSchedulerError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(describe(state))
 
 
 def describe(state: QueueState) -> str:
-    limits = f", concurrency {state.concurrency}" if state.concurrency is not None else ""
+    limits = "".join(
+        f", {label} {value}"
+        for label, value in (("concurrency", state.concurrency), ("per tenant", state.tenant_concurrency))
+        if value is not None
+    )
     return f"{state.name}: {'paused' if state.paused else 'running'}{limits}"
 
 
