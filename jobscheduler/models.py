@@ -244,6 +244,11 @@ class Queue(models.Model):
     concurrency = models.PositiveIntegerField(null=True, blank=True)
     #: At most this many jobs of the queue run at once per tenant, across all workers (NULL: no limit).
     tenant_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    #: At most `rate_limit` starts within any `rate_period_seconds` seconds, across all workers (NULL: no limit).
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_period_seconds = models.FloatField(null=True, blank=True)
+    #: The engine's count of recent starts for the rate limit: {bucket number: starts} (see queues.RateLimit).
+    rate_window = models.JSONField(default=dict, blank=True)
     paused = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=dj_timezone.now)
 
@@ -258,6 +263,11 @@ class Queue(models.Model):
             models.CheckConstraint(
                 condition=models.Q(tenant_concurrency__isnull=True) | models.Q(tenant_concurrency__gte=1),
                 name="jobsched_queue_tenant_conc_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rate_limit__isnull=True, rate_period_seconds__isnull=True)
+                | models.Q(rate_limit__gte=1, rate_period_seconds__gt=0),
+                name="jobsched_queue_rate_limit_valid",
             ),
         ]
 

@@ -56,9 +56,48 @@ class _Unchanged:
 #: `set_limits(..., concurrency=UNCHANGED)`: leave that limit as it is (None removes a limit).
 UNCHANGED: Any = _Unchanged()
 
-#: The limits a queue may have (columns of `jobscheduler_queues`, keys of a JOBSCHEDULER["QUEUES"] entry).
-LIMIT_FIELDS = ("concurrency", "tenant_concurrency")
+#: The limits a queue may have (keys of a JOBSCHEDULER["QUEUES"] entry, fields of QueueState).
+LIMIT_FIELDS = ("concurrency", "tenant_concurrency", "rate_limit")
 SETTING_KEYS = (*LIMIT_FIELDS, "paused")
+
+#: A rate limit's period is counted in this many buckets (see RateLimit).
+RATE_BUCKETS = 20
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|m|h|d)\s*")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RATE_SPELLING = {1.0: "s", 60.0: "m", 3600.0: "h", 86400.0: "d"}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `starts` jobs of the queue start within any `per_seconds` seconds, across all workers.
+
+    Starts are counted on the database clock in buckets of `per_seconds / RATE_BUCKETS`, and a start counts
+    against the limit until the bucket after the one a period later has begun: never more than `starts` in any
+    period, and at least `RATE_BUCKETS / (RATE_BUCKETS + 1)` (95 %) of the rate when jobs are always waiting.
+    """
+
+    starts: int
+    per_seconds: float
+
+    def __str__(self) -> str:
+        unit = _RATE_SPELLING.get(self.per_seconds)
+        return f"{self.starts}/{unit}" if unit else f"{self.starts}/{self.per_seconds:g}s"
+
+
+def parse_rate(value: Any) -> RateLimit | None:
+    """ "10/s", "100/m", "1000/h", "5/10s", "2/0.5s" (starts per period), a RateLimit, or None (no limit)."""
+    if value is None or isinstance(value, RateLimit):
+        return value
+    match = _RATE.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        starts, amount, unit = int(match[1]), float(match[2] or 1), match[3]
+        period = amount * _UNIT_SECONDS[unit]
+        if 1 <= starts <= 1_000_000 and 0.1 <= period <= 7 * 86400:
+            return RateLimit(starts, period)
+    raise InvalidQueue(
+        "rate_limit must be starts per period like '10/s', '100/m', '1000/h' or '5/10s' (1 to 1000000 starts, "
+        f"a period of 0.1 s to 7 days) or None, got {value!r}"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,11 +106,13 @@ class QueueState:
 
     `concurrency`: at most this many jobs of the queue run at once across all workers (None: no limit).
     `tenant_concurrency`: at most this many per tenant (None: no limit).
+    `rate_limit`: at most so many starts per period, across all workers (None: no limit).
     """
 
     name: str
     concurrency: int | None = None
     tenant_concurrency: int | None = None
+    rate_limit: RateLimit | None = None
     paused: bool = False
     updated_at: datetime | None = None
 
@@ -89,8 +130,12 @@ def check_limit(value: Any, what: str) -> int | None:
     return value
 
 
+def check_field(field: str, value: Any) -> Any:
+    return parse_rate(value) if field == "rate_limit" else check_limit(value, field)
+
+
 def configured_queues() -> dict[str, dict[str, Any]]:
-    """JOBSCHEDULER["QUEUES"], checked: {name: {column: value}} for the queues the settings describe."""
+    """JOBSCHEDULER["QUEUES"], checked: {name: {field: value}} (QueueState's fields) for the queues it names."""
     from .conf import setting
 
     raw = setting("QUEUES")
@@ -110,7 +155,7 @@ def configured_queues() -> dict[str, dict[str, Any]]:
                 raise InvalidQueue(
                     f"unknown key(s) {', '.join(sorted(map(str, unknown)))} (known: {', '.join(SETTING_KEYS)})"
                 )
-            values = {field: check_limit(entry.get(field), field) for field in LIMIT_FIELDS}
+            values = {field: check_field(field, entry.get(field)) for field in LIMIT_FIELDS}
             paused = entry.get("paused", False)
             if not isinstance(paused, bool):
                 raise InvalidQueue(f"paused must be True or False, got {paused!r}")
@@ -121,7 +166,7 @@ def configured_queues() -> dict[str, dict[str, Any]]:
 
 
 def settings_defaults(name: str) -> dict[str, Any]:
-    """The columns a new row of this queue starts with: its JOBSCHEDULER["QUEUES"] entry, else no limits."""
+    """The settings a queue starts with: its JOBSCHEDULER["QUEUES"] entry, else no limits (QueueState's fields)."""
     return configured_queues().get(name, {field: None for field in LIMIT_FIELDS} | {"paused": False})
 
 
@@ -132,7 +177,7 @@ def seed_from_settings() -> int:
     the dashboard) win; `reset_queue` puts the settings back. Workers call this at start-up (and `migrate`)."""
     from .models import Queue
 
-    rows = [Queue(name=name, **values) for name, values in configured_queues().items()]
+    rows = [Queue(name=name, **_columns(values)) for name, values in configured_queues().items()]
     if not rows:
         return 0
     existing = set(Queue.objects.filter(name__in=[r.name for r in rows]).values_list("name", flat=True))
@@ -173,7 +218,7 @@ def set_limits(name: str, **limits: Any) -> QueueState:
     unknown = set(limits) - set(LIMIT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown queue limit(s): {', '.join(sorted(unknown))}")
-    changes = {field: check_limit(value, field) for field, value in limits.items() if value is not UNCHANGED}
+    changes = {field: check_field(field, value) for field, value in limits.items() if value is not UNCHANGED}
     return _change(name, changes)
 
 
@@ -186,9 +231,14 @@ def _change(name: str, changes: dict[str, Any]) -> QueueState:
     from .models import Queue
 
     name = check_queue_name(name)
+    columns = _columns(changes)
+    if "rate_limit" in changes:  # a new rate starts counting afresh (the buckets' width follows the period)
+        columns["rate_window"] = {}
     with transaction.atomic():
-        Queue.objects.bulk_create([Queue(name=name, **settings_defaults(name))], ignore_conflicts=True)
-        Queue.objects.filter(name=name).update(**changes, updated_at=dj_timezone.now())
+        Queue.objects.bulk_create(
+            [Queue(name=name, **_columns(settings_defaults(name)))], ignore_conflicts=True
+        )
+        Queue.objects.filter(name=name).update(**columns, updated_at=dj_timezone.now())
         row = Queue.objects.get(name=name)
     transaction.on_commit(wait_for_claims_in_flight)
     return _state(row)
@@ -200,10 +250,22 @@ def wait_for_claims_in_flight() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [CONFIG_BARRIER_KEY])
 
 
+def _columns(values: dict[str, Any]) -> dict[str, Any]:
+    """QueueState's fields as `jobscheduler_queues` columns (a rate limit is two: starts and period)."""
+    columns = dict(values)
+    if "rate_limit" in columns:
+        rate = columns.pop("rate_limit")
+        columns["rate_limit"] = rate.starts if rate else None
+        columns["rate_period_seconds"] = rate.per_seconds if rate else None
+    return columns
+
+
 def _state(row: Any) -> QueueState:
     return QueueState(
         name=row.name,
-        **{field: getattr(row, field) for field in LIMIT_FIELDS},
+        concurrency=row.concurrency,
+        tenant_concurrency=row.tenant_concurrency,
+        rate_limit=RateLimit(row.rate_limit, row.rate_period_seconds) if row.rate_limit else None,
         paused=row.paused,
         updated_at=row.updated_at,
     )

@@ -12,7 +12,7 @@ text escaping of hundreds of elements per batch.
 
 from __future__ import annotations
 
-from ..queues import CONFIG_BARRIER_KEY
+from ..queues import CONFIG_BARRIER_KEY, RATE_BUCKETS
 from ..states import render_sql
 from ..tracking import FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
 
@@ -70,7 +70,8 @@ SELECT job_id FROM jobscheduler_queue WHERE tenant = %(tenant)s AND singleton_ke
 CLAIM_BEGIN = f"""
 WITH limited AS (
     SELECT c.name FROM jobscheduler_queues c
-    WHERE (c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL) AND NOT c.paused
+    WHERE (c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)
+      AND NOT c.paused
       AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[]))
       AND EXISTS (SELECT 1 FROM jobscheduler_queue j
                   WHERE j.queue = c.name AND j.lease_token IS NULL AND j.run_at <= now())
@@ -88,7 +89,9 @@ SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
 #: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
 #: waiting job), optionally only jobs named in %(names)s; leases them to %(worker_id)s and records the start of
 #: their attempt. Paused queues are skipped. A limited queue is claimed from only when CLAIM_BEGIN locked it:
-#: with `concurrency`, for at most that minus its leased jobs; with `tenant_concurrency`, each tenant with
+#: with `concurrency`, for at most that minus its leased jobs; with `rate_limit`, for at most that minus the starts
+#: counted in its window (a bucket per 1/RATE_BUCKETS of the period, on the database clock read after the locks,
+#: the current bucket and RATE_BUCKETS before it); with `tenant_concurrency`, each tenant with
 #: waiting jobs for at most that minus the tenant's leased jobs of the queue (one index probe per tenant, so a
 #: tenant's burst never hides the others' jobs). The jobs of a dead worker stay leased, so they keep their slots
 #: until the lease is rescued. Each queue (each tenant of a tenant-limited queue) is read in its own (priority,
@@ -113,16 +116,29 @@ served AS (
     UNION ALL
     SELECT unnest(%(queues)s::text[])
 ),
+clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),  -- read once, after the locks were taken
 budget AS (  -- how many jobs each queue may start now (a queue without a row of settings: no limit)
     SELECT s.queue, c.tenant_concurrency,
-           CASE WHEN c.concurrency IS NULL THEN %(limit)s
-                ELSE c.concurrency - (SELECT count(*) FROM jobscheduler_queue l
-                                      WHERE l.queue = s.queue AND l.lease_token IS NOT NULL)
-           END AS allowed
+           least(
+               CASE WHEN c.concurrency IS NULL THEN %(limit)s
+                    ELSE c.concurrency - (SELECT count(*) FROM jobscheduler_queue l
+                                          WHERE l.queue = s.queue AND l.lease_token IS NOT NULL)
+               END,
+               CASE WHEN c.rate_limit IS NULL THEN %(limit)s
+                    ELSE c.rate_limit - (  -- starts in the buckets of the last period and the one before it
+                        SELECT coalesce(sum(w.value::int), 0) FROM jsonb_each_text(c.rate_window) w
+                        WHERE w.key::bigint >= floor((SELECT now FROM clock)
+                                                     / (c.rate_period_seconds / """
+    + str(RATE_BUCKETS)
+    + """))::bigint - """
+    + str(RATE_BUCKETS)
+    + """)
+               END
+           ) AS allowed
     FROM served s LEFT JOIN jobscheduler_queues c ON c.name = s.queue
     WHERE c.name IS NULL
        OR (NOT c.paused
-           AND ((c.concurrency IS NULL AND c.tenant_concurrency IS NULL)
+           AND ((c.concurrency IS NULL AND c.tenant_concurrency IS NULL AND c.rate_limit IS NULL)
                 OR s.queue IN (SELECT json_array_elements_text(
                                    current_setting('jobscheduler.claim_locked', true)::json))))
 ),
@@ -179,7 +195,30 @@ src AS (
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
     FROM ready
     WHERE q.job_id = ready.job_id
-    RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token
+    RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token, q.queue
+),
+rated AS (  -- count the starts of rate-limited queues in their current bucket, dropping buckets out of reach
+    UPDATE jobscheduler_queues c
+    SET rate_window = (
+        SELECT coalesce(jsonb_object_agg(bucket, starts), '{}'::jsonb) FROM (
+            SELECT bucket, sum(starts) AS starts FROM (
+                SELECT w.key::bigint AS bucket, w.value::int AS starts FROM jsonb_each_text(c.rate_window) w
+                UNION ALL
+                SELECT floor((SELECT now FROM clock) / (c.rate_period_seconds / """
+    + str(RATE_BUCKETS)
+    + """))::bigint, n.started
+            ) counted
+            WHERE bucket >= floor((SELECT now FROM clock) / (c.rate_period_seconds / """
+    + str(RATE_BUCKETS)
+    + """))::bigint - """
+    + str(RATE_BUCKETS)
+    + """
+            GROUP BY bucket
+        ) kept
+    )
+    FROM (SELECT queue, count(*) AS started FROM src GROUP BY queue) n
+    WHERE c.name = n.queue AND c.rate_limit IS NOT NULL
+      AND current_setting('jobscheduler.claim_locked', true) <> '[]'  -- no limited queue locked: nothing to do
 )"""
     + STARTED_SQL
     + """
@@ -187,6 +226,16 @@ SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.leas
 FROM src JOIN started USING (job_id)
 """
 )
+
+#: Last statement of a claim: the rate windows of the rate-limited queues it locked (after this claim's starts),
+#: so the worker can come back when the earliest of them lets a job start again.
+CLAIM_RATE_WINDOWS = """
+SELECT c.rate_limit, c.rate_period_seconds, c.rate_window, extract(epoch FROM clock_timestamp())::float8
+FROM jobscheduler_queues c
+WHERE current_setting('jobscheduler.claim_locked', true) <> '[]'  -- no limited queue locked: no work
+  AND c.rate_limit IS NOT NULL
+  AND c.name IN (SELECT json_array_elements_text(current_setting('jobscheduler.claim_locked', true)::json))
+"""
 
 # -- while running ------------------------------------------------------------------------------------------------
 

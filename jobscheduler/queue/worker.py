@@ -375,7 +375,10 @@ class PgBossWorker:
         return True
 
     def _claim(self, limit: int) -> int:
-        rows = self._claimer.claim(self._conn, limit)
+        rows, rate_wait = self._claimer.claim(self._conn, limit)
+        if rate_wait is not None:  # a rate-limited queue has jobs waiting: come back when it may start one
+            with self._lock:
+                heapq.heappush(self._retry_wakes, time.monotonic() + rate_wait + 0.005)
         self.stats["claims"] += 1
         return self._start_claimed(rows)
 

@@ -183,12 +183,15 @@ class JobRunner(abc.ABC):
         *,
         concurrency: int | None = queues.UNCHANGED,
         tenant_concurrency: int | None = queues.UNCHANGED,
+        rate_limit: str | queues.RateLimit | None = queues.UNCHANGED,
     ) -> QueueState:
         """Change the queue's live limits on every worker (None removes a limit, an omitted one stays):
         `concurrency`, the most jobs of the queue running at once across all workers; `tenant_concurrency`, the
-        most per tenant. Jobs already running are not stopped; from when this returns, no job starts while the
-        queue (or its tenant) is at its limit."""
-        return queues.set_limits(name, concurrency=concurrency, tenant_concurrency=tenant_concurrency)
+        most per tenant; `rate_limit`, the most starts per period ("10/s", "100/m", "5/10s"). Jobs already running
+        are not stopped; from when this returns, no job starts while the queue (or its tenant) is at a limit."""
+        return queues.set_limits(
+            name, concurrency=concurrency, tenant_concurrency=tenant_concurrency, rate_limit=rate_limit
+        )
 
     def reset_queue(self, name: str) -> QueueState:
         """Put the queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry."""

@@ -93,3 +93,31 @@ def test_one_tenant_burst_is_held_to_its_limit_and_the_others_keep_flowing(runne
     # Four jobs of 0.5 s, two at a time: about a second each for B and C, not the flood's 7.5 s.
     assert max(late_starts) - arrived < 3.0, max(late_starts) - arrived
     assert max(late_starts) < flood_starts[-10], "the late tenants waited behind the flood"
+
+
+#: Claim to handler start in a worker process, on a loaded machine: the ledger's start times trail the database
+#: clock the limiter counts on by up to this much.
+START_JITTER = 0.25
+
+
+def test_the_rate_limit_holds_across_workers_within_tolerance(runner, workers, tenant):
+    """Five starts per second for the queue, whatever the number of workers: the ledger never shows more than
+    five starts within a second (less the start-up jitter), the queue keeps close to the rate, and the
+    unlimited queue beside it is not slowed."""
+    runner.set_queue_limits("metered", rate_limit="5/s")
+    for _ in range(3):
+        workers.start("--concurrency", "4")
+    metered = enqueue(runner, tenant, 40, 0.01, queue="metered")
+    free = enqueue(runner, tenant, 40, 0.01)
+    drain(metered + free, timeout=90, pool=workers)
+    report = check("rate-limit", metered + free, faulted_pids=workers.faulted)
+    report.assert_clean(max_duplicated=0)
+    starts = sorted(e.started for e in report.executions if str(e.job_id) in set(metered))
+    busiest = max(sum(1 for t in starts if s <= t < s + 1.0 - START_JITTER) for s in starts)
+    assert busiest <= 5, f"{busiest} starts within {1.0 - START_JITTER}s"
+    took = starts[-1] - starts[0]
+    # 5 at once, then 35 at 5/s counted in buckets of 1/20 s: 7 s at the limit, 7.35 s at 95 % of it
+    print(f"rate-limit: 40 starts in {took:.2f}s, at most {busiest} within {1.0 - START_JITTER}s")
+    assert 7.0 - START_JITTER <= took <= 7.35 * 1.3, took
+    free_starts = sorted(e.started for e in report.executions if str(e.job_id) in set(free))
+    assert free_starts[-1] - free_starts[0] < 3.0, "the unlimited queue should not wait for the metered one"

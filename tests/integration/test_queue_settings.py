@@ -136,11 +136,19 @@ def test_settings_seed_a_queue_and_the_live_values_win_until_reset(runner, setti
     assert seed_from_settings() == 1 and Queue.objects.get(name="emails").concurrency == 2
     assert seed_from_settings() == 0
     runner.set_queue_limits("emails", concurrency=7)
-    settings.JOBSCHEDULER = {**settings.JOBSCHEDULER, "QUEUES": {"emails": {"concurrency": 3}}}
+    settings.JOBSCHEDULER = {
+        **settings.JOBSCHEDULER,
+        "QUEUES": {"emails": {"concurrency": 3, "rate_limit": "2/s", "tenant_concurrency": 1}},
+    }
     assert seed_from_settings() == 0 and runner.get_queue("emails").concurrency == 7  # the live value wins
     runner.pause_queue("emails")
     state = runner.reset_queue("emails")
-    assert (state.concurrency, state.paused) == (3, False)
+    assert (state.concurrency, state.tenant_concurrency, str(state.rate_limit), state.paused) == (
+        3,
+        1,
+        "2/s",
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,7 +159,7 @@ def test_settings_seed_a_queue_and_the_live_values_win_until_reset(runner, setti
          "'-' or '.', starting with a letter or digit)"),
         ({"emails": 3}, "JOBSCHEDULER[\"QUEUES\"]['emails']: must be a dict, got 3"),
         ({"emails": {"concurency": 3}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: unknown key(s) concurency (known: "
-         "concurrency, tenant_concurrency, paused)"),
+         "concurrency, tenant_concurrency, rate_limit, paused)"),
         ({"emails": {"concurrency": 0}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: concurrency must be a positive "
          "integer or None, got 0"),
         ({"emails": {"paused": "yes"}}, "JOBSCHEDULER[\"QUEUES\"]['emails']: paused must be True or False, got "
@@ -176,8 +184,11 @@ def test_the_command_line_changes_and_resets_limits(runner):
     call_command("jobqueues", "limits", "emails", "--concurrency", "3", stdout=out)
     assert out.getvalue() == "emails: running, concurrency 3\n"
     out = io.StringIO()
-    call_command("jobqueues", "limits", "emails", "--tenant-concurrency", "1", stdout=out)
-    assert out.getvalue() == "emails: running, concurrency 3, per tenant 1\n"
+    call_command(
+        "jobqueues", "limits", "emails", "--tenant-concurrency", "1", "--rate-limit", "5/m", stdout=out
+    )
+    assert out.getvalue() == "emails: running, concurrency 3, per tenant 1, rate 5/m\n"
+    call_command("jobqueues", "limits", "emails", "--rate-limit", "none", stdout=io.StringIO())
     call_command("jobqueues", "limits", "emails", "--concurrency", "none", stdout=io.StringIO())
     state = runner.get_queue("emails")
     assert (state.concurrency, state.tenant_concurrency) == (None, 1)
@@ -202,3 +213,28 @@ def test_a_limited_queue_wakes_its_workers_when_a_slot_frees(runner, start_worke
     wait_for(lambda: statuses(ids) == ["completed"] * 20, timeout=20, message="the serial queue to drain")
     assert time.monotonic() - started < 15
     assert starts(ids) == 20  # each once
+
+
+def test_a_rate_limited_queue_wakes_its_worker_when_its_window_frees(runner, start_worker, tenant):
+    """Nothing else wakes a worker whose queue is out of starts (no job ends, nothing is enqueued): the claim
+    tells it when the window frees a start. With polling all but off, a 4/s queue still drains at its rate."""
+    runner.set_queue_limits("metered", rate_limit="4/s")
+    start_worker("--concurrency", "8", settings={"POLL_INTERVAL_SECONDS": 30})
+    time.sleep(0.5)
+    started = time.monotonic()
+    ids = [r.job_id for r in runner.schedule_jobs("t.noop", [{}] * 12, tenant_id=tenant, queue="metered")]
+    wait_for(lambda: statuses(ids) == ["completed"] * 12, timeout=20, message="the metered queue to drain")
+    took = time.monotonic() - started
+    assert 1.8 < took < 8, took  # 4 at once, then 8 more at 4/s: about 2.1 s
+
+
+def test_rate_limits_are_spelled_and_changed_like_the_other_limits(runner):
+    from jobscheduler.queues import RateLimit
+
+    state = runner.set_queue_limits("emails", rate_limit="10/s")
+    assert state.rate_limit == RateLimit(10, 1.0) and str(state.rate_limit) == "10/s" and state.is_limited
+    assert Queue.objects.get(name="emails").rate_period_seconds == 1.0
+    with pytest.raises(InvalidQueue):
+        runner.set_queue_limits("emails", rate_limit="fast")
+    assert runner.get_queue("emails").rate_limit == RateLimit(10, 1.0)
+    assert runner.set_queue_limits("emails", rate_limit=None).rate_limit is None

@@ -3,7 +3,7 @@
     jobqueues list
     jobqueues pause NAME
     jobqueues resume NAME
-    jobqueues limits NAME [--concurrency N|none] [--tenant-concurrency N|none]
+    jobqueues limits NAME [--concurrency N|none] [--tenant-concurrency N|none] [--rate-limit 10/s|none]
     jobqueues reset NAME                      (back to JOBSCHEDULER["QUEUES"])
 
 Changes go through the runner API (the same calls as the dashboard), so every worker applies them at its next
@@ -37,6 +37,9 @@ class Command(BaseCommand):
         limits.add_argument(
             "--tenant-concurrency", type=_limit, default=UNCHANGED, help="jobs running at once per tenant"
         )
+        limits.add_argument(
+            "--rate-limit", type=_rate, default=UNCHANGED, help="starts per period: 10/s, 100/m, 5/10s"
+        )
         sub.add_parser("reset", help='put a queue back to JOBSCHEDULER["QUEUES"]').add_argument("name")
 
     def handle(self, *args, **options):
@@ -59,6 +62,7 @@ class Command(BaseCommand):
                     name,
                     concurrency=options["concurrency"],
                     tenant_concurrency=options["tenant_concurrency"],
+                    rate_limit=options["rate_limit"],
                 )
         except JobSchedulerError as exc:
             raise CommandError(str(exc)) from None
@@ -68,10 +72,18 @@ class Command(BaseCommand):
 def describe(state: QueueState) -> str:
     limits = "".join(
         f", {label} {value}"
-        for label, value in (("concurrency", state.concurrency), ("per tenant", state.tenant_concurrency))
+        for label, value in (
+            ("concurrency", state.concurrency),
+            ("per tenant", state.tenant_concurrency),
+            ("rate", state.rate_limit),
+        )
         if value is not None
     )
     return f"{state.name}: {'paused' if state.paused else 'running'}{limits}"
+
+
+def _rate(text: str) -> str | None:
+    return None if text.lower() == "none" else text
 
 
 def _limit(text: str) -> int | None:
