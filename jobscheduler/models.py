@@ -219,6 +219,8 @@ class Worker(models.Model):
     pid = models.IntegerField()
     concurrency = models.IntegerField()
     job_names = models.JSONField(default=list)
+    #: The queues it serves (empty: every queue).
+    queues = models.JSONField(default=list)
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
     running_jobs = models.JSONField(default=list)

@@ -42,6 +42,28 @@ def check_queue_name(name: Any) -> str:
     )
 
 
+def parse_served_queues(text: str) -> dict[str, int | None]:
+    """`runjobworker --queues emails:5,default`: the queues a worker serves, each with the most of the worker's
+    own slots its jobs may use (None: no cap but the worker's concurrency)."""
+    served: dict[str, int | None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, slots = item.partition(":")
+        name = check_queue_name(name.strip())
+        if name in served:
+            raise InvalidQueue(f"Queue {name!r} is named twice in {text!r}")
+        if not slots:
+            served[name] = None
+        elif slots.strip().isdigit() and int(slots) >= 1:
+            served[name] = int(slots)
+        else:
+            raise InvalidQueue(f"The slots of queue {name!r} must be a positive integer, got {slots!r}")
+    if not served:
+        raise InvalidQueue(f"No queue named in {text!r}")
+    return served
+
+
 #: The advisory lock every pgboss claim holds (shared) from before its snapshot to its commit. A change to a
 #: queue's live settings takes it exclusively once the change is committed: when that returns, every claim that
 #: could have read the old settings has finished, and every later claim reads the new ones.

@@ -12,7 +12,11 @@ as a single statement would be. A claim of unlimited queues locks no row.
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
+from collections import Counter
+from collections.abc import Iterable
 
 import psycopg
 
@@ -21,7 +25,10 @@ from . import sql
 
 
 class Claimer:
-    """Claims for one worker: the job names and queues it serves are fixed for its life."""
+    """Claims for one worker: the job names and queues it serves are fixed for its life.
+
+    `queues`: the queues it serves and, for each, how many of its own slots that queue may use at most (None: no
+    cap beyond the worker's concurrency); None serves every queue."""
 
     def __init__(
         self,
@@ -29,28 +36,44 @@ class Claimer:
         worker_id: str,
         lease_seconds: float,
         job_names: list[str] | None = None,
-        queues: list[str] | None = None,
+        queues: dict[str, int | None] | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.job_names = job_names
-        self.queues = queues
+        self.queues = sorted(queues) if queues else None
+        self.slots = {name: n for name, n in (queues or {}).items() if n is not None}
+        self._queue_of: dict[uuid.UUID, str] = {}  # this worker's capped jobs, by id
 
-    def claim(self, conn: psycopg.Connection, limit: int) -> tuple[list[tuple], float | None]:
-        """Lease up to `limit` ready jobs to this worker: the rows `sql.CLAIM` returns, and in how many seconds a
-        rate-limited queue it serves, out of starts now, may start a job again (None: none is waiting so)."""
+    def claim(
+        self, conn: psycopg.Connection, limit: int, running: Iterable[uuid.UUID] = ()
+    ) -> tuple[list[tuple], float | None]:
+        """Lease up to `limit` ready jobs to this worker (`running`: the ids of its jobs still running): the rows
+        `sql.CLAIM` returns, less their queue, and in how many seconds a rate-limited queue it serves, out of
+        starts now, may start a job again (None: none is waiting so)."""
         params = {
             "worker_id": self.worker_id,
             "lease_seconds": self.lease_seconds,
             "names": self.job_names,
             "queues": self.queues,
+            "slots": json.dumps(self._free_slots(running)) if self.slots else None,
             "limit": limit,
         }
         with conn.pipeline(), conn.transaction():
             conn.execute(sql.CLAIM_BEGIN, params)
             claimed = conn.execute(sql.CLAIM, params)
             windows = conn.execute(sql.CLAIM_RATE_WINDOWS)
-        return claimed.fetchall(), rate_wait(windows.fetchall())
+        rows = claimed.fetchall()
+        for row in rows:
+            if row[-1] in self.slots:
+                self._queue_of[row[0]] = row[-1]
+        return [row[:-1] for row in rows], rate_wait(windows.fetchall())
+
+    def _free_slots(self, running: Iterable[uuid.UUID]) -> dict[str, int]:
+        still = set(running)
+        self._queue_of = {job_id: q for job_id, q in self._queue_of.items() if job_id in still}
+        used = Counter(self._queue_of.values())
+        return {name: max(0, n - used[name]) for name, n in self.slots.items()}
 
 
 def rate_wait(windows: list[tuple]) -> float | None:

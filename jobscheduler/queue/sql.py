@@ -87,8 +87,8 @@ SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
 """
 
 #: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
-#: waiting job), optionally only jobs named in %(names)s; leases them to %(worker_id)s and records the start of
-#: their attempt. Paused queues are skipped. A limited queue is claimed from only when CLAIM_BEGIN locked it:
+#: waiting job; %(slots)s: this worker's free slots of the queues it caps), optionally only jobs named in
+#: %(names)s; leases them to %(worker_id)s and records the start of their attempt. Paused queues are skipped. A limited queue is claimed from only when CLAIM_BEGIN locked it:
 #: with `concurrency`, for at most that minus its leased jobs; with `rate_limit`, for at most that minus the starts
 #: counted in its window (a bucket per 1/RATE_BUCKETS of the period, on the database clock read after the locks,
 #: the current bucket and RATE_BUCKETS before it); with `tenant_concurrency`, each tenant with
@@ -120,6 +120,8 @@ clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),  -- read
 budget AS (  -- how many jobs each queue may start now (a queue without a row of settings: no limit)
     SELECT s.queue, c.tenant_concurrency,
            least(
+               -- this worker's own slots for the queue (runjobworker --queues emails:5), when it has any
+               coalesce((%(slots)s::jsonb ->> s.queue)::int, %(limit)s),
                CASE WHEN c.concurrency IS NULL THEN %(limit)s
                     ELSE c.concurrency - (SELECT count(*) FROM jobscheduler_queue l
                                           WHERE l.queue = s.queue AND l.lease_token IS NOT NULL)
@@ -222,7 +224,8 @@ rated AS (  -- count the starts of rate-limited queues in their current bucket, 
 )"""
     + STARTED_SQL
     + """
-SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text
+SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text,
+       src.queue
 FROM src JOIN started USING (job_id)
 """
 )
@@ -251,9 +254,10 @@ RETURNING q.job_id, q.cancel_requested
 
 REGISTER_WORKER = render_sql(
     """
-INSERT INTO jobscheduler_workers (id, backend, host, pid, concurrency, job_names, started_at, heartbeat_at,
-                                  running_jobs)
-VALUES (%(id)s, $RUNNER_PGBOSS, %(host)s, %(pid)s, %(concurrency)s, %(job_names)s::jsonb, now(), now(), '[]'::jsonb)
+INSERT INTO jobscheduler_workers (id, backend, host, pid, concurrency, job_names, queues, started_at,
+                                  heartbeat_at, running_jobs)
+VALUES (%(id)s, $RUNNER_PGBOSS, %(host)s, %(pid)s, %(concurrency)s, %(job_names)s::jsonb, %(queues)s::jsonb, now(),
+        now(), '[]'::jsonb)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
 """
 )

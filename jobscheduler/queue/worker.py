@@ -55,6 +55,7 @@ class PgBossWorker:
         *,
         concurrency: int | None = None,
         job_names: list[str] | None = None,
+        queues: dict[str, int | None] | None = None,
         burst: bool = False,
         scheduler: bool = True,
         shutdown_timeout: float | None = None,
@@ -62,6 +63,7 @@ class PgBossWorker:
     ) -> None:
         self.concurrency = concurrency or default_concurrency()
         self.job_names = sorted(job_names) if job_names else None
+        self.queues = queues
         self.burst = burst
         self.scheduler = scheduler
         self.shutdown_timeout = (
@@ -75,7 +77,10 @@ class PgBossWorker:
         self.max_payload_bytes = int(setting("MAX_PAYLOAD_BYTES"))
         self.default_timeout_ms = int(setting("DEFAULT_TIMEOUT_MS"))
         self._claimer = Claimer(
-            worker_id=self.worker_id, lease_seconds=self.lease_seconds, job_names=self.job_names
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            job_names=self.job_names,
+            queues=queues,
         )
 
         self._lock = threading.Lock()
@@ -131,6 +136,7 @@ class PgBossWorker:
                 "pid": os.getpid(),
                 "concurrency": self.concurrency,
                 "job_names": json.dumps(self.job_names or JobHandlerRegistry.names()),
+                "queues": json.dumps(sorted(self.queues or [])),
             },
         )
         listener = Listener(self._on_notify, self._on_cancel) if setting("USE_LISTEN_NOTIFY") else None
@@ -375,7 +381,9 @@ class PgBossWorker:
         return True
 
     def _claim(self, limit: int) -> int:
-        rows, rate_wait = self._claimer.claim(self._conn, limit)
+        with self._lock:
+            running = list(self._running)
+        rows, rate_wait = self._claimer.claim(self._conn, limit, running)
         if rate_wait is not None:  # a rate-limited queue has jobs waiting: come back when it may start one
             with self._lock:
                 heapq.heappush(self._retry_wakes, time.monotonic() + rate_wait + 0.005)

@@ -135,7 +135,9 @@ def next_attempt_at(delay_ms: float) -> datetime:
     return timezone.now() + timedelta(milliseconds=delay_ms)
 
 
-def register_worker(worker_id: str, host: str, pid: int, concurrency: int, job_names: list[str]) -> None:
+def register_worker(
+    worker_id: str, host: str, pid: int, concurrency: int, job_names: list[str], queues: list[str]
+) -> None:
     """List this Temporal worker beside the pgboss ones (the dashboard's workers page)."""
     now = timezone.now()
     Worker.objects.update_or_create(
@@ -147,6 +149,7 @@ def register_worker(worker_id: str, host: str, pid: int, concurrency: int, job_n
             "pid": pid,
             "concurrency": concurrency,
             "job_names": job_names,
+            "queues": queues,
             "started_at": now,
             "heartbeat_at": now,
         },

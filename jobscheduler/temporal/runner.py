@@ -54,6 +54,7 @@ from . import records
 from .client import connect_client
 from .inputs import SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
 from .loop import EventLoopThread
+from .task_queues import task_queue_for
 
 logger = logging.getLogger("jobscheduler.runners")
 
@@ -73,6 +74,7 @@ class _JobPlan:
     job_input: JobInput
     singleton_key: str | None
     start_delay: timedelta | None
+    task_queue: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +329,7 @@ class TemporalJobRunner(JobRunner):
             job_input=self._job_input(job_name, tenant, user, job_id=job_id),
             singleton_key=key,
             start_delay=delay,
+            task_queue=task_queue_for(self.task_queue, queue),
         )
 
     def _job_input(self, job_name: str, tenant: uuid.UUID, user: uuid.UUID, **fields: Any) -> JobInput:
@@ -397,7 +400,7 @@ class TemporalJobRunner(JobRunner):
                 WORKFLOW_NAME,
                 plan.job_input,
                 id=plan.workflow_id,
-                task_queue=self.task_queue,
+                task_queue=plan.task_queue,
                 # One workflow per id while it runs (a second singleton start fails and returns the holder);
                 # an id whose workflow has closed may be used again by the next singleton job.
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -584,6 +587,7 @@ class TemporalJobRunner(JobRunner):
         """Create the Temporal Schedule, or replace its spec and payload when one has this id already."""
         client = await self._client_ready()
         schedule_id = existing.id if existing else plan.new_id
+        queue = plan.queue or JobHandlerRegistry.get(plan.job_name).queue
         job_input = self._job_input(
             plan.job_name,
             plan.tenant,
@@ -591,7 +595,7 @@ class TemporalJobRunner(JobRunner):
             data=plan.data,
             metadata={**plan.metadata, "scheduleKey": plan.key},
             schedule_id=str(schedule_id),
-            queue=plan.queue or JobHandlerRegistry.get(plan.job_name).queue,
+            queue=queue,
         )
         if isinstance(plan.when, timedelta):
             spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=plan.when)])
@@ -599,7 +603,10 @@ class TemporalJobRunner(JobRunner):
             spec = ScheduleSpec(cron_expressions=[temporal_cron(plan.when)], time_zone_name=plan.timezone)
         schedule = TemporalSchedule(
             action=ScheduleActionStartWorkflow(
-                WORKFLOW_NAME, job_input, id=f"{plan.temporal_id}:run", task_queue=self.task_queue
+                WORKFLOW_NAME,
+                job_input,
+                id=f"{plan.temporal_id}:run",
+                task_queue=task_queue_for(self.task_queue, queue),
             ),
             spec=spec,
             # Like the pgboss cron: every tick runs, even while an earlier run is still going.

@@ -1,4 +1,4 @@
-"""The Temporal worker: GenericJobWorkflow and its activities on TEMPORAL_JOB_TASK_QUEUE.
+"""The Temporal worker: GenericJobWorkflow and its activities on the task queue of each queue it serves.
 
 `run_temporal_worker` is what `runjobworker --backend temporal` calls: it blocks until SIGTERM/SIGINT, then
 stops polling, lets running attempts finish for `shutdown_timeout` seconds (Temporal then cancels them and
@@ -16,11 +16,9 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import TextIO
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from ..conf import env_setting, setting
 from ..exceptions import RunnerUnavailable
@@ -28,7 +26,8 @@ from ..registry import JobHandlerRegistry
 from . import records
 from .activities import JobActivities
 from .client import connect_client
-from .workflow import GenericJobWorkflow
+from .queue_workers import QueueWorkers, default_served_queues
+from .task_queues import task_queue_for
 
 logger = logging.getLogger("jobscheduler.temporal")
 
@@ -41,33 +40,43 @@ async def running_worker(
     shutdown_timeout: float,
     task_queue: str | None = None,
     worker_id: str | None = None,
-) -> AsyncIterator[Worker]:
-    """A started worker, listed in the workers table while it runs; leaving the block shuts it down gracefully
-    and closes its connections."""
+    queues: dict[str, int | None] | None = None,
+) -> AsyncIterator[QueueWorkers]:
+    """A started worker for `queues` (name -> its own slots, None: `concurrency`; default: see
+    `default_served_queues`), listed in the workers table while it runs; leaving the block shuts it down
+    gracefully and closes its connections."""
     worker_id = worker_id or f"temporal:{socket.gethostname()}:{os.getpid()}"
-    activities = JobActivities(concurrency=concurrency, worker_id=worker_id)
-    worker = Worker(
+    served = queues or default_served_queues()
+    slots = sum(n or concurrency for n in served.values())
+    activities = JobActivities(concurrency=slots, worker_id=worker_id)
+    workers = QueueWorkers(
         client,
-        task_queue=task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE"),
-        workflows=[GenericJobWorkflow],
-        activities=activities.all(),
-        max_concurrent_activities=concurrency,
-        graceful_shutdown_timeout=timedelta(seconds=shutdown_timeout),
+        activities,
+        base_task_queue=task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE"),
+        served=served,
+        concurrency=concurrency,
+        shutdown_timeout=shutdown_timeout,
     )
     await activities.db(
         records.register_worker,
         worker_id,
         socket.gethostname(),
         os.getpid(),
-        concurrency,
+        slots,
         JobHandlerRegistry.names(),
+        sorted(served) if queues else [],
     )
     beat = asyncio.create_task(_heartbeat(activities))
+    watch = None
     try:
-        async with worker:
-            yield worker
+        await workers.refresh()
+        watch = asyncio.create_task(workers.watch())
+        yield workers
     finally:
         beat.cancel()
+        if watch is not None:
+            watch.cancel()
+        await workers.close()
         await activities.db(records.unregister_worker, worker_id)
         await asyncio.to_thread(activities.close)
 
@@ -83,7 +92,12 @@ async def _heartbeat(activities: JobActivities) -> None:
 
 
 def run_temporal_worker(
-    *, concurrency: int, job_names: list[str] | None, shutdown_timeout: float, stdout: TextIO
+    *,
+    concurrency: int,
+    job_names: list[str] | None,
+    shutdown_timeout: float,
+    stdout: TextIO,
+    queues: dict[str, int | None] | None = None,
 ) -> int:
     """Run a worker until SIGTERM/SIGINT; the exit code is 0, or 1 when Temporal cannot be reached.
 
@@ -95,23 +109,34 @@ def run_temporal_worker(
     for name in names:
         JobHandlerRegistry.get(name)
     try:
-        return asyncio.run(_serve(concurrency, names, shutdown_timeout, stdout))
+        return asyncio.run(_serve(concurrency, names, shutdown_timeout, stdout, queues))
     except RunnerUnavailable as exc:
         stdout.write(f"{exc}\n")
         return 1
 
 
-async def _serve(concurrency: int, names: list[str], shutdown_timeout: float, stdout: TextIO) -> int:
+async def _serve(
+    concurrency: int,
+    names: list[str],
+    shutdown_timeout: float,
+    stdout: TextIO,
+    queues: dict[str, int | None] | None,
+) -> int:
     client = await connect_client()
     stop = asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    queue = env_setting("TEMPORAL_JOB_TASK_QUEUE")
-    async with running_worker(client, concurrency=concurrency, shutdown_timeout=shutdown_timeout):
+    base = env_setting("TEMPORAL_JOB_TASK_QUEUE")
+    async with running_worker(
+        client, concurrency=concurrency, shutdown_timeout=shutdown_timeout, queues=queues
+    ) as workers:
+        served = ", ".join(
+            f"{name} ({task_queue_for(base, name)!r}, {workers.slots(name)} slots)" for name in workers.served
+        )
         stdout.write(
-            f"Temporal worker on {env_setting('TEMPORAL_ADDRESS')} queue {queue!r}, concurrency {concurrency}, "
+            f"Temporal worker on {env_setting('TEMPORAL_ADDRESS')} queues {served}, "
             f"jobs: {', '.join(names) or '(none registered)'}\n"
         )
         stdout.flush()

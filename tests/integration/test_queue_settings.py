@@ -9,6 +9,7 @@ from jobscheduler import JobRunnerFactory
 from jobscheduler.exceptions import InvalidQueue
 from jobscheduler.models import Job, JobDetail, Queue, QueueJob
 from jobscheduler.registry import JobHandlerRegistry
+from tests.acceptance.support import query
 from tests.support.processes import FAST_SETTINGS, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,6 +20,19 @@ POLL = FAST_SETTINGS["POLL_INTERVAL_SECONDS"]
 @pytest.fixture
 def runner(fast_settings):
     return JobRunnerFactory.get_instance()
+
+
+@pytest.fixture
+def ledger():
+    """Rows the t.slot handler writes, one per execution (start and end), on its own connection."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS test_ledger (job_id uuid, attempt int, pid int, started float8, finished float8)"
+        )
+        cur.execute("TRUNCATE test_ledger")
+    return lambda: query("SELECT job_id, attempt, pid, started, finished FROM test_ledger")
 
 
 def statuses(ids) -> list[str]:
@@ -238,3 +252,55 @@ def test_rate_limits_are_spelled_and_changed_like_the_other_limits(runner):
         runner.set_queue_limits("emails", rate_limit="fast")
     assert runner.get_queue("emails").rate_limit == RateLimit(10, 1.0)
     assert runner.set_queue_limits("emails", rate_limit=None).rate_limit is None
+
+
+def test_a_worker_serves_only_the_queues_it_names(runner, start_worker, tenant):
+    from jobscheduler.models import Worker
+
+    worker = start_worker("--queues", "emails,reports")
+    assert "queues: emails, reports," in worker.output()
+    served = [
+        r.job_id
+        for q in ("emails", "reports")
+        for r in runner.schedule_jobs("t.noop", [{}] * 3, tenant_id=tenant, queue=q)
+    ]
+    other = [r.job_id for r in runner.schedule_jobs("t.noop", [{}] * 3, tenant_id=tenant)]
+    wait_for(lambda: statuses(served) == ["completed"] * 6, message="the served queues")
+    time.sleep(5 * POLL)
+    assert statuses(other) == ["queued"] * 3 and starts(other) == 0
+    assert Worker.objects.get(pid=worker.pid).queues == ["emails", "reports"]
+
+
+def test_a_worker_gives_a_capped_queue_no_more_than_its_own_slots(runner, start_worker, tenant, ledger):
+    """`--queues emails:1,default` on four slots: one emails job at a time on this worker, the other slots
+    busy with the default queue meanwhile."""
+    start_worker("--concurrency", "4", "--queues", "emails:1,default")
+    emails = [
+        r.job_id
+        for r in runner.schedule_jobs("t.slot", [{"seconds": 0.4}] * 4, tenant_id=tenant, queue="emails")
+    ]
+    other = [r.job_id for r in runner.schedule_jobs("t.slot", [{"seconds": 0.4}] * 6, tenant_id=tenant)]
+    wait_for(lambda: statuses(emails + other) == ["completed"] * 10, timeout=30, message="both queues")
+    rows = {str(r[0]): (r[3], r[4]) for r in ledger()}
+    spans = sorted(rows[i] for i in emails)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "two emails jobs overlapped"
+    assert any(rows[i][0] < spans[0][1] for i in other), "the default queue should use the other slots"
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("a b", "--queues: Invalid queue name: 'a b' (1-100 letters, digits, '_', '-' or '.', starting with a "
+         "letter or digit)"),
+        ("emails:0", "--queues: The slots of queue 'emails' must be a positive integer, got '0'"),
+        ("emails:x", "--queues: The slots of queue 'emails' must be a positive integer, got 'x'"),
+        ("emails,emails:2", "--queues: Queue 'emails' is named twice in 'emails,emails:2'"),
+        (" , ", "--queues: No queue named in ' , '"),
+    ],
+)  # fmt: skip
+def test_a_bad_queues_option_is_refused(value, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as err:
+        call_command("runjobworker", "--queues", value)
+    assert str(err.value) == message

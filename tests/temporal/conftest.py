@@ -91,8 +91,12 @@ def task_queue() -> str:
 class InProcessWorker:
     """The worker of `running_worker` on its own thread and loop, stopped (gracefully) by `stop()`."""
 
-    def __init__(self, address: str, task_queue: str, concurrency: int = 8) -> None:
+    def __init__(
+        self, address: str, task_queue: str, concurrency: int = 8, queues: dict[str, int | None] | None = None
+    ) -> None:
         self._args = (address, task_queue, concurrency)
+        self._queues = queues
+        self.workers = None  # the QueueWorkers, once started
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,7 +120,10 @@ class InProcessWorker:
         address, queue, concurrency = self._args
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         client = await connect_client(address, "default", 10)
-        async with running_worker(client, concurrency=concurrency, shutdown_timeout=2, task_queue=queue):
+        async with running_worker(
+            client, concurrency=concurrency, shutdown_timeout=2, task_queue=queue, queues=self._queues
+        ) as workers:
+            self.workers = workers
             self._ready.set()
             await self._stop.wait()
 

@@ -7,7 +7,8 @@ import logging
 from django.core.management.base import BaseCommand, CommandError
 
 from jobscheduler.conf import env_setting, setting
-from jobscheduler.queues import seed_from_settings
+from jobscheduler.exceptions import InvalidQueue
+from jobscheduler.queues import parse_served_queues, seed_from_settings
 from jobscheduler.registry import JobHandlerRegistry
 
 
@@ -19,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, help="handler slots (default: 5 per CPU, at least 4)")
         parser.add_argument(
             "--jobs", help="comma-separated job names to serve (default: every registered one)"
+        )
+        parser.add_argument(
+            "--queues",
+            help="comma-separated queues to serve, each optionally with this worker's own slots for it: "
+            "emails:5,default (default: every queue)",
         )
         parser.add_argument("--burst", action="store_true", help="drain what is ready, then exit (pgboss)")
         parser.add_argument("--no-scheduler", action="store_true", help="do not fire cron schedules (pgboss)")
@@ -39,6 +45,10 @@ class Command(BaseCommand):
             raise CommandError(f"No handler registered for job: {', '.join(unknown)}")
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        try:
+            queues = parse_served_queues(options["queues"]) if options["queues"] is not None else None
+        except InvalidQueue as exc:
+            raise CommandError(f"--queues: {exc}") from None
         shutdown_timeout = options["shutdown_timeout"]
         if shutdown_timeout is None:
             shutdown_timeout = float(setting("SHUTDOWN_TIMEOUT_SECONDS"))
@@ -52,6 +62,7 @@ class Command(BaseCommand):
                     job_names=names,
                     shutdown_timeout=shutdown_timeout,
                     stdout=self.stdout,
+                    queues=queues,
                 )
             )
         from jobscheduler.queue.worker import PgBossWorker
@@ -59,6 +70,7 @@ class Command(BaseCommand):
         worker = PgBossWorker(
             concurrency=options["concurrency"],
             job_names=names,
+            queues=queues,
             burst=options["burst"],
             scheduler=not options["no_scheduler"],
             shutdown_timeout=shutdown_timeout,
@@ -67,6 +79,7 @@ class Command(BaseCommand):
         worker.install_signal_handlers()
         self.stdout.write(
             f"jobscheduler worker {worker.worker_id}: backend pgboss, concurrency {worker.concurrency}, "
+            f"queues: {describe_served(queues)}, "
             f"handlers: {', '.join(names or JobHandlerRegistry.names()) or '(none)'}"
         )
         self.stdout.flush()
@@ -76,3 +89,9 @@ class Command(BaseCommand):
     def _exit(code: int) -> None:
         if code:
             raise SystemExit(code)
+
+
+def describe_served(queues: dict[str, int | None] | None) -> str:
+    if not queues:
+        return "all"
+    return ", ".join(name if slots is None else f"{name} ({slots} slots)" for name, slots in queues.items())
