@@ -60,6 +60,10 @@ class InvalidQueue(JobSchedulerError, ValueError):
     """The queue name or its limits are invalid."""
 
 
+class InvalidSelection(JobSchedulerError, ValueError):
+    """The selection of jobs (a bulk action's filter) is invalid."""
+
+
 class RunnerUnavailable(JobSchedulerError):
     """The configured job runner cannot be reached."""
 

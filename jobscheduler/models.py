@@ -337,3 +337,27 @@ class QueueJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.job_id}"
+
+
+class AuditEntry(models.Model):
+    """One operator action (addition): who, what, for which tenant, on which selection or queue, how many jobs.
+
+    Written only by `audit.record`, never changed.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    actor = models.CharField(max_length=255)
+    action = models.CharField(max_length=64)
+    tenant = models.UUIDField(null=True, blank=True)
+    #: The selection a bulk action applied to, or the queue and settings a queue action set.
+    filter = models.JSONField(default=dict, blank=True)
+    count = models.IntegerField(default=0)
+    at = models.DateTimeField(default=dj_timezone.now)
+
+    class Meta:
+        db_table = "jobscheduler_audit"
+        ordering = ("-at",)
+        indexes = [models.Index(fields=["tenant", "-at"], name="jobsched_audit_tenant_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} ({self.count})"

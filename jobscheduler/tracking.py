@@ -245,29 +245,36 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     return _execute(sql, finish_params(outcomes), cursor)
 
 
+#: `src` rows: (tenant, job_id, reason text). A job cancelled before any attempt began: only a live, not-yet-final
+#: record may be cancelled; its `execution_cancelled` step is written.
+CANCELLED_UNSTARTED_SQL = """,
+cancelled AS (
+    UPDATE jobs j SET status = 'cancelled', updated_at = now(),
+        metadata = coalesce(j.metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
+            || CASE WHEN src.reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelReason', src.reason) END
+    FROM src
+    WHERE j.tenant = src.tenant AND j.job_id = src.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING j.tenant, j.job_id, coalesce((j.metadata ->> 'attempts')::int, 0) AS attempts, src.reason
+),
+cancelled_step AS (
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
+           jsonb_build_object('reason', reason), now(), greatest(attempts - 1, 0)
+    FROM cancelled
+)
+"""
+
+
 def record_cancelled_unstarted(
     tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str | None, cursor=None
 ) -> int:
     """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled."""
-    return _execute(
-        """WITH c AS (
-               UPDATE jobs SET status = 'cancelled', updated_at = now(),
-                   metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
-                       || CASE WHEN %(reason)s::text IS NULL THEN '{}'::jsonb
-                               ELSE jsonb_build_object('cancelReason', %(reason)s::text) END
-               WHERE tenant = %(tenant)s AND job_id = %(job_id)s
-                 AND status NOT IN ('completed', 'failed', 'cancelled')
-               RETURNING tenant, job_id, coalesce((metadata ->> 'attempts')::int, 0) AS attempts
-           ), s AS (
-               INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
-                                        retry_count)
-               SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
-                      jsonb_build_object('reason', %(reason)s::text), now(), greatest(attempts - 1, 0) FROM c
-           )
-           SELECT count(*) FROM c""",
-        {"tenant": tenant, "job_id": job_id, "reason": reason},
-        cursor,
+    sql = (
+        "WITH src AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id, %(reason)s::text AS reason)"
+        + CANCELLED_UNSTARTED_SQL
+        + "SELECT count(*) FROM cancelled"
     )
+    return _execute(sql, {"tenant": tenant, "job_id": job_id, "reason": reason}, cursor)
 
 
 # -- while an attempt runs --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.OverviewView.as_view(), name="overview"),
     path("history/", views.JobListView.as_view(), name="job-list"),
     path("history/bulk/", views.BulkActionView.as_view(), name="job-bulk"),
+    path("history/redrive/", views.RedriveView.as_view(), name="job-redrive"),
     path("<uuid:job_id>/", views.JobDetailView.as_view(), name="job-detail"),
     path("<uuid:job_id>/cancel/", views.CancelJobView.as_view(), name="job-cancel"),
     path("<uuid:job_id>/retry/", views.RetryJobView.as_view(), name="job-retry"),

@@ -26,6 +26,7 @@ from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
 from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry
+from ..runners.factory import JobRunnerFactory
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
@@ -122,6 +123,7 @@ class JobListView(DashboardMixin, TemplateView):
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION),
             can_retry=self.request.user.has_perm(RETRY_PERMISSION),
             job_types=JobHandlerRegistry.names(),
+            queue_names=[q.name for q in JobRunnerFactory.get_instance().list_queues()],
         )
         return context
 
@@ -300,6 +302,38 @@ class BulkActionView(ActionView):
         else:
             outcome = actions.retry_many(jobs)
             messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
+        return self.redirect_back(fallback)
+
+
+class RedriveView(ActionView):
+    """Retry or cancel every job of the tenant matching the history's filter (not only this page's), on the
+    server in batches; recorded in the audit log under the viewer's name."""
+
+    def get_permission_required(self) -> tuple[str, ...]:
+        action = self.request.POST.get("action")
+        if action == "cancel":
+            return (VIEW_PERMISSION, CANCEL_PERMISSION)
+        if action == "retry":
+            return (VIEW_PERMISSION, RETRY_PERMISSION)
+        return (VIEW_PERMISSION,)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        fallback = reverse("jobscheduler:job-list")
+        action = request.POST.get("action")
+        job_filter = JobFilter(request.POST, queryset=Job.objects.none())
+        if action not in ("cancel", "retry") or self.tenant is None:
+            messages.error(request, "Choose cancel or retry.")
+            return self.redirect_back(fallback)
+        if not job_filter.is_valid():
+            messages.error(request, "The filter is not valid; nothing was changed.")
+            return self.redirect_back(fallback)
+        runner = JobRunnerFactory.get_instance()
+        bulk = runner.retry_jobs if action == "retry" else runner.cancel_jobs
+        outcome = bulk(job_filter.selection(), self.tenant, actor=request.user.get_username())
+        verb = "Retried" if action == "retry" else "Cancelled"
+        messages.success(
+            request, f"{verb} {outcome.done} job(s) matching the filter; {outcome.skipped} skipped."
+        )
         return self.redirect_back(fallback)
 
 

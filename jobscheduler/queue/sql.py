@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..queues import CONFIG_BARRIER_KEY, RATE_BUCKETS
 from ..states import render_sql
-from ..tracking import FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
+from ..tracking import CANCELLED_UNSTARTED_SQL, FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
 
 CHANNEL_JOBS = "jobscheduler_jobs"
 CHANNEL_CANCEL = "jobscheduler_cancel"
@@ -335,6 +335,67 @@ WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND lease_token IS NOT NULL
 RETURNING job_id, pg_notify('"""
     + CHANNEL_CANCEL
     + """', job_id::text)
+"""
+)
+
+# -- bulk redrive (on the caller's Django connection, one statement per bounded batch of ids) ----------------------
+
+#: Re-enqueues each finished job among %(ids)s of %(tenant)s as a new job (its data, queue and user; `retryOf` the
+#: original; attempts per %(max_attempts)s, a JSON object of job name to its handler's max_attempts: jobs of
+#: other names are left). Returns how many were enqueued, and wakes the workers.
+REDRIVE_RETRY = (
+    """
+WITH input AS (
+    SELECT j.tenant, jobscheduler_uuid7() AS job_id, j.type, j.user_id, a.max_attempts,
+           coalesce(j.metadata ->> 'queue', 'default') AS queue,
+           jsonb_build_object('data', coalesce(j.metadata -> 'data', '{}'::jsonb), 'attempts', 0,
+                              'maxAttempts', a.max_attempts, 'queue', coalesce(j.metadata ->> 'queue', 'default'),
+                              'retryOf', j.job_id::text) AS metadata
+    FROM jobs j
+    JOIN (SELECT key AS type, value::int AS max_attempts FROM jsonb_each_text(%(max_attempts)s::jsonb)) a
+      ON a.type = j.type
+    WHERE j.tenant = %(tenant)s AND j.job_id = ANY(%(ids)s::uuid[])
+      AND j.status IN ('completed', 'failed', 'cancelled')
+),
+queued AS (
+    INSERT INTO jobscheduler_queue (job_id, tenant, name, queue, priority, run_at, attempt, max_attempts,
+                                    cancel_requested, created_at)
+    SELECT job_id, tenant, type, queue, 0, now(), 0, max_attempts, false, now() FROM input
+    RETURNING job_id
+),
+src AS (SELECT input.* FROM input JOIN queued USING (job_id)),
+created AS ("""
+    + INSERT_JOBS_SQL
+    + """    RETURNING job_id
+)
+SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('"""
+    + CHANNEL_JOBS
+    + """', '') END FROM created
+"""
+)
+
+#: Cancels each live job among %(ids)s of %(tenant)s: a queued one is removed from the queue and recorded
+#: cancelled (%(reason)s); a running one is flagged, and its worker told (as CANCEL_RUNNING). Returns
+#: (cancelled now, flagged to end cancelled).
+REDRIVE_CANCEL = (
+    """
+WITH removed AS (
+    DELETE FROM jobscheduler_queue
+    WHERE tenant = %(tenant)s AND job_id = ANY(%(ids)s::uuid[]) AND lease_token IS NULL
+    RETURNING tenant, job_id
+),
+flagged AS (
+    UPDATE jobscheduler_queue SET cancel_requested = true
+    WHERE tenant = %(tenant)s AND job_id = ANY(%(ids)s::uuid[]) AND lease_token IS NOT NULL
+      AND NOT cancel_requested
+    RETURNING job_id, pg_notify('"""
+    + CHANNEL_CANCEL
+    + """', job_id::text)
+),
+src AS (SELECT tenant, job_id, %(reason)s::text AS reason FROM removed)"""
+    + CANCELLED_UNSTARTED_SQL
+    + """
+SELECT (SELECT count(*) FROM cancelled), (SELECT count(*) FROM flagged)
 """
 )
 

@@ -6,7 +6,7 @@ import abc
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -17,6 +17,10 @@ from ..ids import parse_uuid
 from ..queues import QueueState
 from ..states import RunnerType
 from ..validation import system_metadata
+
+if TYPE_CHECKING:
+    from ..selection import JobSelection
+    from .redrive import BulkOutcome
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,15 +171,41 @@ class JobRunner(abc.ABC):
                 metadata={"retryOf": str(job.job_id)},
             )
 
+    # -- bulk redrive ---------------------------------------------------------------------------------------
+
+    def retry_jobs(
+        self, selection: JobSelection, tenant_id: Any, *, actor: str | None = None, batch_size: int = 1000
+    ) -> BulkOutcome:
+        """Re-enqueue every finished job of the tenant matching `selection` as a new job (as `retry_job` does),
+        in batches of `batch_size`, on this process's configured backend; recorded in the audit log."""
+        from .redrive import retry_matching
+
+        return retry_matching(selection, tenant_id, actor=actor, batch_size=batch_size)
+
+    def cancel_jobs(
+        self, selection: JobSelection, tenant_id: Any, *, actor: str | None = None, batch_size: int = 1000
+    ) -> BulkOutcome:
+        """Cancel every live job of the tenant matching `selection`, each through the backend that recorded it,
+        in batches of `batch_size`; recorded in the audit log."""
+        from .redrive import cancel_matching
+
+        return cancel_matching(selection, tenant_id, actor=actor, batch_size=batch_size)
+
+    async def aretry_jobs(self, selection: JobSelection, tenant_id: Any, **options: Any) -> BulkOutcome:
+        return await sync_to_async(self.retry_jobs)(selection, tenant_id, **options)
+
+    async def acancel_jobs(self, selection: JobSelection, tenant_id: Any, **options: Any) -> BulkOutcome:
+        return await sync_to_async(self.cancel_jobs)(selection, tenant_id, **options)
+
     # -- queues (their live settings are in the database, shared by both backends) ---------------------------
 
-    def pause_queue(self, name: str) -> QueueState:
+    def pause_queue(self, name: str, *, actor: str | None = None) -> QueueState:
         """Stop starting jobs of the queue on every worker; waiting jobs stay, enqueueing still works, running
-        jobs finish."""
-        return queues.set_paused(name, True)
+        jobs finish. Every queue change is recorded in the audit log (`actor`: who did it)."""
+        return queues.set_paused(name, True, actor=actor)
 
-    def resume_queue(self, name: str) -> QueueState:
-        return queues.set_paused(name, False)
+    def resume_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+        return queues.set_paused(name, False, actor=actor)
 
     def set_queue_limits(
         self,
@@ -184,18 +214,23 @@ class JobRunner(abc.ABC):
         concurrency: int | None = queues.UNCHANGED,
         tenant_concurrency: int | None = queues.UNCHANGED,
         rate_limit: str | queues.RateLimit | None = queues.UNCHANGED,
+        actor: str | None = None,
     ) -> QueueState:
         """Change the queue's live limits on every worker (None removes a limit, an omitted one stays):
         `concurrency`, the most jobs of the queue running at once across all workers; `tenant_concurrency`, the
         most per tenant; `rate_limit`, the most starts per period ("10/s", "100/m", "5/10s"). Jobs already running
         are not stopped; from when this returns, no job starts while the queue (or its tenant) is at a limit."""
         return queues.set_limits(
-            name, concurrency=concurrency, tenant_concurrency=tenant_concurrency, rate_limit=rate_limit
+            name,
+            actor=actor,
+            concurrency=concurrency,
+            tenant_concurrency=tenant_concurrency,
+            rate_limit=rate_limit,
         )
 
-    def reset_queue(self, name: str) -> QueueState:
+    def reset_queue(self, name: str, *, actor: str | None = None) -> QueueState:
         """Put the queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry."""
-        return queues.reset_queue(name)
+        return queues.reset_queue(name, actor=actor)
 
     def get_queue(self, name: str) -> QueueState:
         return queues.get_queue(name)
@@ -206,17 +241,17 @@ class JobRunner(abc.ABC):
 
         return queues.list_queues(JobHandlerRegistry.queue_names())
 
-    async def apause_queue(self, name: str) -> QueueState:
-        return await sync_to_async(self.pause_queue)(name)
+    async def apause_queue(self, name: str, **options: Any) -> QueueState:
+        return await sync_to_async(self.pause_queue)(name, **options)
 
-    async def aresume_queue(self, name: str) -> QueueState:
-        return await sync_to_async(self.resume_queue)(name)
+    async def aresume_queue(self, name: str, **options: Any) -> QueueState:
+        return await sync_to_async(self.resume_queue)(name, **options)
 
     async def aset_queue_limits(self, name: str, **limits: Any) -> QueueState:
         return await sync_to_async(self.set_queue_limits)(name, **limits)
 
-    async def areset_queue(self, name: str) -> QueueState:
-        return await sync_to_async(self.reset_queue)(name)
+    async def areset_queue(self, name: str, **options: Any) -> QueueState:
+        return await sync_to_async(self.reset_queue)(name, **options)
 
     async def aget_queue(self, name: str) -> QueueState:
         return await sync_to_async(self.get_queue)(name)

@@ -7,12 +7,13 @@
     jobqueues reset NAME                      (back to JOBSCHEDULER["QUEUES"])
 
 Changes go through the runner API (the same calls as the dashboard), so every worker applies them at its next
-claim, without a restart.
+claim, without a restart; each is recorded in the audit log (`--actor`, default `cli:<os user>`).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
     help = "List the job queues, or pause / resume one on every worker."
 
     def add_arguments(self, parser):
+        parser.add_argument("--actor", default=f"cli:{getpass.getuser()}", help="who, for the audit log")
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("list", help="every queue with live settings or a handler")
         for action in ("pause", "resume"):
@@ -50,16 +52,17 @@ class Command(BaseCommand):
                 for state in runner.list_queues():
                     self.stdout.write(describe(state))
                 return
-            name = options["name"]
+            name, actor = options["name"], options["actor"]
             if action == "pause":
-                state = runner.pause_queue(name)
+                state = runner.pause_queue(name, actor=actor)
             elif action == "resume":
-                state = runner.resume_queue(name)
+                state = runner.resume_queue(name, actor=actor)
             elif action == "reset":
-                state = runner.reset_queue(name)
+                state = runner.reset_queue(name, actor=actor)
             else:
                 state = runner.set_queue_limits(
                     name,
+                    actor=actor,
                     concurrency=options["concurrency"],
                     tenant_concurrency=options["tenant_concurrency"],
                     rate_limit=options["rate_limit"],
