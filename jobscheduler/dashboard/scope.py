@@ -21,6 +21,7 @@ VIEW_PERMISSION = "jobscheduler.view_job"
 CANCEL_PERMISSION = "jobscheduler.cancel_job"
 RETRY_PERMISSION = "jobscheduler.retry_job"
 SCHEDULE_PERMISSION = "jobscheduler.change_schedule"
+QUEUE_PERMISSION = "jobscheduler.change_queue"
 
 SESSION_KEY = "jobscheduler_tenant"
 

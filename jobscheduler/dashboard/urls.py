@@ -21,4 +21,6 @@ urlpatterns = [
         name="schedule-action",
     ),
     path("workers/", views.WorkersView.as_view(), name="workers"),
+    path("queues/", views.QueuesView.as_view(), name="queues"),
+    path("queues/<str:name>/<slug:action>/", views.QueueActionView.as_view(), name="queue-action"),
 ]

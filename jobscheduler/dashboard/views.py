@@ -22,12 +22,14 @@ from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
 from ..conf import setting
+from ..exceptions import JobSchedulerError
 from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
 from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry
 from ..runners.factory import JobRunnerFactory
-from . import actions, metrics, queries
+from ..states import RunnerType
+from . import actions, metrics, queries, queue_stats
 from .charts import bar_chart
 from .filters import JobFilter
 from .formatting import format_duration, meta_time
@@ -35,6 +37,7 @@ from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
 from .scope import (
     CANCEL_PERMISSION,
+    QUEUE_PERMISSION,
     RETRY_PERMISSION,
     SCHEDULE_PERMISSION,
     VIEW_PERMISSION,
@@ -226,6 +229,28 @@ class WorkersView(DashboardMixin, TemplateView):
         return context
 
 
+class QueuesView(DashboardMixin, TemplateView):
+    """Every queue: its live settings (shared by all tenants) and the viewer's tenant's figures."""
+
+    template_name = "jobscheduler/queues.html"
+    section = "queues"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        runner = JobRunnerFactory.get_instance()
+        page = queue_stats.queues_page(self.tenant) if self.tenant else None
+        rows = queue_stats.rows(runner.list_queues(), page) if page else []
+        context.update(
+            rows=rows,
+            computed_at=page.computed_at if page else None,
+            window_minutes=int(queue_stats.WINDOW.total_seconds() // 60),
+            can_change=self.request.user.has_perm(QUEUE_PERMISSION),
+            temporal_in_use=runner.runner_type == RunnerType.TEMPORAL
+            or any(r.figures.on_temporal for r in rows),
+        )
+        return context
+
+
 class ActionView(DashboardMixin, View):
     """A POST-only action (CSRF-checked by the middleware) that redirects back where it was asked from."""
 
@@ -335,6 +360,58 @@ class RedriveView(ActionView):
             request, f"{verb} {outcome.done} job(s) matching the filter; {outcome.skipped} skipped."
         )
         return self.redirect_back(fallback)
+
+
+class QueueActionView(ActionView):
+    """Pause, resume, change the limits of, or reset a queue (on every worker; audited under the viewer's name)."""
+
+    permission_required = (VIEW_PERMISSION, QUEUE_PERMISSION)
+
+    def post(self, request: HttpRequest, name: str, action: str) -> HttpResponse:
+        runner = JobRunnerFactory.get_instance()
+        actor = request.user.get_username()
+        try:
+            if action == "pause":
+                runner.pause_queue(name, actor=actor)
+                messages.success(request, f"Queue {name} paused: no job of it starts on any worker.")
+            elif action == "resume":
+                runner.resume_queue(name, actor=actor)
+                messages.success(request, f"Queue {name} resumed.")
+            elif action == "reset":
+                runner.reset_queue(name, actor=actor)
+                messages.success(request, f"Queue {name} is back to its settings.")
+            elif action == "limits":
+                state = runner.set_queue_limits(name, actor=actor, **_limits_from(request.POST))
+                messages.success(request, f"Queue {name}: {describe_limits(state)}.")
+            else:
+                raise Http404("No such action")
+        except JobSchedulerError as exc:
+            messages.error(request, f"Queue {name} was not changed: {exc}")
+        return self.redirect_back(reverse("jobscheduler:queues"))
+
+
+def _limits_from(form: Any) -> dict[str, Any]:
+    """The limits form: an empty field removes that limit; numbers that are not numbers are refused by the
+    runner with its own message (they are passed on as given)."""
+    limits: dict[str, Any] = {}
+    for field in ("concurrency", "tenant_concurrency"):
+        text = (form.get(field) or "").strip()
+        limits[field] = None if not text else int(text) if text.isdigit() else text
+    limits["rate_limit"] = (form.get("rate_limit") or "").strip() or None
+    return limits
+
+
+def describe_limits(state: Any) -> str:
+    parts = [
+        f"{label} {value}"
+        for label, value in (
+            ("concurrency", state.concurrency),
+            ("per tenant", state.tenant_concurrency),
+            ("rate", state.rate_limit),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts) or "no limits"
 
 
 class ScheduleActionView(ActionView):
