@@ -19,7 +19,14 @@ from jobscheduler.runners.factory import JobRunnerFactory
 from project.accounts.models import Tenant
 
 TENANTS = (("Acme", "acme-admin", "acme"), ("Globex", "globex-admin", "globex"))
-STAFF_PERMISSIONS = ("view_job", "cancel_job", "retry_job", "view_schedule", "change_schedule")
+STAFF_PERMISSIONS = (
+    "view_job",
+    "cancel_job",
+    "retry_job",
+    "view_schedule",
+    "change_schedule",
+    "change_queue",
+)
 
 SCHEDULES = (
     ("expired-credits", "*/2 * * * *"),
