@@ -52,11 +52,14 @@ def build_metadata(
     singleton_key: str | None = None,
     schedule_id: uuid.UUID | None = None,
     queue: str = DEFAULT_QUEUE,
+    unique_key: str | None = None,
 ) -> str:
     """The initial `jobs.metadata` JSON text; `data_json` is already validated JSON text, spliced not re-encoded."""
     meta: dict[str, Any] = dict(extra or {})
     meta["attempts"] = 0
     meta["queue"] = queue
+    if unique_key is not None:
+        meta["uniqueKey"] = unique_key
     if max_attempts is not None:
         meta["maxAttempts"] = max_attempts
     if priority:
@@ -275,6 +278,20 @@ def record_cancelled_unstarted(
         + "SELECT count(*) FROM cancelled"
     )
     return _execute(sql, {"tenant": tenant, "job_id": job_id, "reason": reason}, cursor)
+
+
+#: `src` rows: (tenant, job_id, data jsonb). A waiting job's payload replaced by a later call (a debounced job):
+#: `debounced` counts the replacements.
+DATA_REPLACED_SQL = """,
+replaced AS (
+    UPDATE jobs j SET updated_at = now(),
+        metadata = coalesce(j.metadata, '{}'::jsonb)
+            || jsonb_build_object('data', src.data,
+                                  'debounced', coalesce((j.metadata ->> 'debounced')::int, 0) + 1)
+    FROM src
+    WHERE j.tenant = src.tenant AND j.job_id = src.job_id
+)
+"""
 
 
 # -- while an attempt runs --------------------------------------------------------------------------------------

@@ -117,6 +117,20 @@ def resolve_queue(queue: Any, handler_queue: str) -> str:
     return handler_queue if queue is None else check_queue_name(queue)
 
 
+def check_unique(unique: Any, *, singleton_key: str | None, run_at: datetime | None) -> Any:
+    """A schedule call's uniqueness policy (see uniqueness.py), checked against the call's other options."""
+    from .uniqueness import Debounce, check_policy
+
+    policy = check_policy(unique)
+    if policy is not None and singleton_key is not None:
+        raise InvalidJobData("Pass singleton_key or unique, not both")
+    if isinstance(policy, Debounce) and run_at is not None:
+        raise InvalidJobData(
+            "A Debounce policy sets the run time itself: use schedule_job, not schedule_job_at"
+        )
+    return policy
+
+
 def check_run_at(run_at: Any) -> datetime:
     if not isinstance(run_at, datetime):
         raise InvalidSchedule(f"run_at must be a datetime, got {type(run_at).__name__}")

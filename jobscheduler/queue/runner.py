@@ -14,12 +14,13 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
-from .. import tracking, validation
+from .. import tracking, uniqueness, validation
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..registry import JobHandlerRegistry
 from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status
 from ..states import RunnerType
+from ..uniqueness import Debounce, Policy
 from . import sql
 from .connection import django_prepared_cursor
 from .cron import next_tick
@@ -45,10 +46,11 @@ class PgBossJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return self._enqueue_one(
-            job_name, data, None, tenant_id, user_id, singleton_key, priority, queue, metadata
+            job_name, data, None, tenant_id, user_id, singleton_key, priority, queue, metadata, unique=unique
         )
 
     def schedule_job_at(
@@ -62,11 +64,21 @@ class PgBossJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         validation.check_run_at(run_at)
         return self._enqueue_one(
-            job_name, data, run_at, tenant_id, user_id, singleton_key, priority, queue, metadata
+            job_name,
+            data,
+            run_at,
+            tenant_id,
+            user_id,
+            singleton_key,
+            priority,
+            queue,
+            metadata,
+            unique=unique,
         )
 
     def schedule_jobs(
@@ -117,6 +129,7 @@ class PgBossJobRunner(JobRunner):
         metadata: dict[str, Any] | None,
         *,
         schedule_id: uuid.UUID | None = None,
+        unique: Policy | None = None,
     ) -> ScheduleJobResult:
         spec = JobHandlerRegistry.get(job_name)
         text = validation.encode_data(data)
@@ -125,6 +138,7 @@ class PgBossJobRunner(JobRunner):
         priority = validation.check_priority(priority)
         singleton_key = validation.check_singleton_key(singleton_key)
         queue = validation.resolve_queue(queue, spec.queue)
+        policy = validation.check_unique(unique, singleton_key=singleton_key, run_at=run_at)
         meta = tracking.build_metadata(
             text,
             extra=validation.encode_metadata(metadata),
@@ -133,9 +147,10 @@ class PgBossJobRunner(JobRunner):
             singleton_key=singleton_key,
             schedule_id=schedule_id,
             queue=queue,
+            unique_key=policy.key if policy else None,
         )
         job_id = new_id()
-        args = (
+        args = [
             job_name,
             queue,
             [tenant],
@@ -146,7 +161,9 @@ class PgBossJobRunner(JobRunner):
             run_at,
             spec.retry.max_attempts,
             singleton_key,
-        )
+        ]
+        if policy is not None:
+            return self._enqueue_unique(policy, tenant, text, args)
         # One statement, atomic on its own: no savepoint round trips on the hot path.
         if not self._insert(*args) and singleton_key is not None:
             existing = self._find_singleton(tenant, singleton_key)
@@ -154,6 +171,36 @@ class PgBossJobRunner(JobRunner):
                 self._insert(*args)
             else:
                 job_id = existing
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def _enqueue_unique(
+        self, policy: Policy, tenant: uuid.UUID, data_json: str, args: list[Any]
+    ) -> ScheduleJobResult:
+        """The call under its policy, holding the (tenant, key) lock until the transaction ends."""
+        with transaction.atomic():
+            uniqueness.lock(tenant, policy.key)
+            if isinstance(policy, Debounce):
+                with connection.cursor() as cur:
+                    cur.execute(
+                        sql.DEBOUNCE,
+                        {
+                            "tenant": tenant,
+                            "key": policy.key,
+                            "window": policy.window,
+                            "max_wait": policy.max_wait,
+                            "data": data_json,
+                        },
+                    )
+                    row = cur.fetchone()
+                if row is not None:
+                    return ScheduleJobResult(job_id=str(row[0]), external_id=str(row[0]))
+                args[7] = dj_timezone.now() + policy.window  # the run time
+            else:
+                existing = uniqueness.find_existing(tenant, policy)
+                if existing is not None:
+                    return ScheduleJobResult(job_id=str(existing), external_id=str(existing))
+            self._insert(*args)
+        job_id = args[3][0]
         return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
 
     @staticmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..queues import CONFIG_BARRIER_KEY, RATE_BUCKETS
 from ..states import render_sql
-from ..tracking import CANCELLED_UNSTARTED_SQL, FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
+from ..tracking import CANCELLED_UNSTARTED_SQL, DATA_REPLACED_SQL, FINISHED_SQL, INSERT_JOBS_SQL, STARTED_SQL
 
 CHANNEL_JOBS = "jobscheduler_jobs"
 CHANNEL_CANCEL = "jobscheduler_cancel"
@@ -49,6 +49,33 @@ created AS ("""
 SELECT array_agg(job_id), CASE WHEN count(*) > 0 THEN pg_notify('"""
     + CHANNEL_JOBS
     + """', '') END FROM created
+"""
+)
+
+#: A debounced call (uniqueness.Debounce), under the (tenant, key) lock: the newest job with the key still
+#: waiting gets the call's data and a run time %(window)s from now (never later than %(max_wait)s after it was
+#: created). Returns its id; no row when no job with the key waits (a worker claiming it meanwhile wins).
+DEBOUNCE = (
+    """
+WITH waiting AS (
+    SELECT q.job_id, q.created_at FROM jobs j JOIN jobscheduler_queue q ON q.job_id = j.job_id
+    WHERE j.tenant = %(tenant)s AND j.metadata ? 'uniqueKey' AND j.metadata ->> 'uniqueKey' = %(key)s
+      AND j.status = 'queued' AND q.lease_token IS NULL
+    ORDER BY j.created_at DESC
+    LIMIT 1
+    FOR UPDATE OF q
+),
+moved AS (
+    UPDATE jobscheduler_queue q
+    SET run_at = least(now() + %(window)s::interval, coalesce(w.created_at + %(max_wait)s::interval, 'infinity'))
+    FROM waiting w
+    WHERE q.job_id = w.job_id
+    RETURNING q.tenant, q.job_id
+),
+src AS (SELECT tenant, job_id, %(data)s::jsonb AS data FROM moved)"""
+    + DATA_REPLACED_SQL
+    + """
+SELECT job_id FROM moved
 """
 )
 

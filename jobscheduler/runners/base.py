@@ -20,6 +20,7 @@ from ..validation import system_metadata
 
 if TYPE_CHECKING:
     from ..selection import JobSelection
+    from ..uniqueness import Policy
     from .redrive import BulkOutcome
 
 
@@ -54,8 +55,9 @@ class JobRunner(abc.ABC):
     """Schedules, inspects and cancels jobs on one backend.
 
     Every schedule call accepts `tenant_id` (else `data["tenantId"]`), `user_id` (else SYSTEM_USER_ID),
-    `singleton_key`, `priority`, `queue` (else the handler's queue, else "default") and `metadata`, and
-    validates everything before writing anything.
+    `singleton_key`, `priority`, `queue` (else the handler's queue, else "default"), `unique` (a Unique,
+    Throttle or Debounce policy, see uniqueness.py) and `metadata`, and validates everything before writing
+    anything.
     """
 
     runner_type: RunnerType
@@ -78,6 +80,7 @@ class JobRunner(abc.ABC):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult: ...
 
@@ -93,6 +96,7 @@ class JobRunner(abc.ABC):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult: ...
 

@@ -42,14 +42,15 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .. import tracking, validation
+from .. import tracking, uniqueness, validation
 from ..conf import env_setting, setting
-from ..exceptions import RunnerUnavailable
+from ..exceptions import InvalidJobData, RunnerUnavailable
 from ..ids import new_id
 from ..models import Job, JobStatus, Schedule
 from ..registry import JobHandlerRegistry
 from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_job, status_from_record
 from ..states import Outcome, RunnerType
+from ..uniqueness import Debounce, Policy, Throttle, Unique
 from . import records
 from .client import connect_client
 from .inputs import SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
@@ -75,6 +76,7 @@ class _JobPlan:
     singleton_key: str | None
     start_delay: timedelta | None
     task_queue: str
+    unique: Unique | Throttle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ class TemporalJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return self._submit(
@@ -205,6 +208,7 @@ class TemporalJobRunner(JobRunner):
                 singleton_key=singleton_key,
                 priority=priority,
                 queue=queue,
+                unique=unique,
                 metadata=metadata,
             )
         )
@@ -219,6 +223,7 @@ class TemporalJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return await self._asubmit(
@@ -230,6 +235,7 @@ class TemporalJobRunner(JobRunner):
                 singleton_key=singleton_key,
                 priority=priority,
                 queue=queue,
+                unique=unique,
                 metadata=metadata,
             )
         )
@@ -245,6 +251,7 @@ class TemporalJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return self._submit(
@@ -257,6 +264,7 @@ class TemporalJobRunner(JobRunner):
                 singleton_key=singleton_key,
                 priority=priority,
                 queue=queue,
+                unique=unique,
                 metadata=metadata,
             )
         )
@@ -272,6 +280,7 @@ class TemporalJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return await self._asubmit(
@@ -284,6 +293,7 @@ class TemporalJobRunner(JobRunner):
                 singleton_key=singleton_key,
                 priority=priority,
                 queue=queue,
+                unique=unique,
                 metadata=metadata,
             )
         )
@@ -298,6 +308,7 @@ class TemporalJobRunner(JobRunner):
         singleton_key: str | None = None,
         priority: int = 0,
         queue: str | None = None,
+        unique: Policy | None = None,
         metadata: dict[str, Any] | None = None,
         run_at: datetime | None = None,
         schedule_id: uuid.UUID | None = None,
@@ -309,6 +320,12 @@ class TemporalJobRunner(JobRunner):
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
         queue = validation.resolve_queue(queue, spec.queue)
+        policy = validation.check_unique(unique, singleton_key=key, run_at=run_at)
+        if isinstance(policy, Debounce):
+            raise InvalidJobData(
+                "Debounce needs the pgboss backend: a Temporal workflow's data cannot be replaced once it is "
+                "started (use Throttle or Unique)"
+            )
         extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms}
         job_id = new_id()
         meta_json = tracking.build_metadata(
@@ -319,6 +336,7 @@ class TemporalJobRunner(JobRunner):
             singleton_key=key,
             schedule_id=schedule_id,
             queue=queue,
+            unique_key=policy.key if policy else None,
         )
         delay = None
         if run_at is not None:
@@ -330,6 +348,7 @@ class TemporalJobRunner(JobRunner):
             singleton_key=key,
             start_delay=delay,
             task_queue=task_queue_for(self.task_queue, queue),
+            unique=policy,
         )
 
     def _job_input(self, job_name: str, tenant: uuid.UUID, user: uuid.UUID, **fields: Any) -> JobInput:
@@ -380,7 +399,16 @@ class TemporalJobRunner(JobRunner):
             )
             if holder is not None:
                 return ScheduleJobResult(job_id=str(holder.job_id), external_id=holder.external_id)
-        tracking.record_created([job], status=JobStatus.PENDING, runner_type=RUNNER_TYPE)
+        if plan.unique is not None:
+            with transaction.atomic():
+                uniqueness.lock(job.tenant, plan.unique.key)
+                existing = uniqueness.find_existing(job.tenant, plan.unique)
+                if existing is not None:
+                    holder = Job.objects.only("external_id").get(tenant=job.tenant, job_id=existing)
+                    return ScheduleJobResult(job_id=str(existing), external_id=holder.external_id)
+                tracking.record_created([job], status=JobStatus.PENDING, runner_type=RUNNER_TYPE)
+        else:
+            tracking.record_created([job], status=JobStatus.PENDING, runner_type=RUNNER_TYPE)
         if connection.in_atomic_block:
             transaction.on_commit(lambda: self._start_after_commit(plan))
             return ScheduleJobResult(job_id=str(job.job_id), external_id=plan.workflow_id)

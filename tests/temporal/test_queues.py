@@ -126,3 +126,26 @@ def test_schedules_start_their_runs_on_the_queue_task_queue(runner, job_name, te
         assert run.meta["queue"] == "ticks"
     finally:
         runner.cancel_job(schedule.job_id, tenant)
+
+
+def test_unique_and_throttle_hold_on_temporal_and_debounce_is_refused(runner, job_name, tenant):
+    from jobscheduler import Debounce, Throttle, Unique
+    from jobscheduler.exceptions import InvalidJobData
+
+    JobHandlerRegistry.register(job_name, lambda job_id, data: None)
+    policy = Throttle(f"{job_name}:t", period=timedelta(minutes=5))
+    first = runner.schedule_job(job_name, {"tenantId": str(tenant)}, unique=policy)
+    wait_for_status(first.job_id, "completed")
+    again = runner.schedule_job(job_name, {"tenantId": str(tenant)}, unique=policy)
+    assert (again.job_id, again.external_id) == (first.job_id, f"job-{first.job_id}")
+    live_only = Unique(f"{job_name}:u")
+    one = runner.schedule_job(job_name, {"tenantId": str(tenant)}, unique=live_only)
+    wait_for_status(one.job_id, "completed")
+    assert runner.schedule_job(job_name, {"tenantId": str(tenant)}, unique=live_only).job_id != one.job_id
+    with pytest.raises(InvalidJobData) as err:
+        runner.schedule_job(job_name, {"tenantId": str(tenant)}, unique=Debounce("d", timedelta(seconds=1)))
+    assert str(err.value) == (
+        "Debounce needs the pgboss backend: a Temporal workflow's data cannot be replaced once it is started "
+        "(use Throttle or Unique)"
+    )
+    assert Job.objects.filter(type=job_name).count() == 3
