@@ -1,6 +1,7 @@
 """How fast the dashboard renders with a million jobs in one tenant.
 
     JOBSCHEDULER_DATA_DIR=.data-bench .venv/bin/python bench/dashboard_bench.py [--rows 1000000] [--repeat 15]
+    JOBSCHEDULER_DATA_DIR=.data-bench .venv/bin/python bench/dashboard_bench.py --searches [--repeat 15]
 
 Fills `jobs` with ROWS rows for one tenant in a single INSERT ... SELECT over generate_series (spread over the
 last 30 days, mostly completed, some failed and cancelled, a few hundred live), VACUUM ANALYZEs the table as
@@ -9,6 +10,11 @@ signed-in user of that tenant, in three states of the overview's caches (see job
 "cold" clears every cache before each request (the first viewer, and once an hour per tenant when the count
 of old finished jobs is recomputed), "refresh" drops only the few-second overview entry (every TTL while
 someone watches), "cached" is a viewer reloading within the TTL.
+
+`--searches` times the history's queue filter and payload search instead (common, rare and single matches),
+and the Queues page, once per candidate index (none; the migration's; each alternative), building and dropping
+each in turn, with the cost each adds to enqueueing (20,000 jobs through `schedule_jobs`): the numbers the
+payload and queue indexes were chosen by (docs/dashboard.md).
 
 Runs on the embedded PostgreSQL in $JOBSCHEDULER_DATA_DIR (or $DATABASE_URL); the rows stay there between runs
 (delete the folder afterwards: a million rows take about half a gigabyte).
@@ -33,9 +39,11 @@ INSERT INTO jobs (tenant, job_id, type, metadata, status, created_at, updated_at
 SELECT %(tenant)s, g.id, g.type,
        jsonb_build_object(
            'data', jsonb_build_object('tenantId', %(tenant)s::text, 'invoiceId', g.i, 'apiToken', md5(g.i::text),
+                                      'customerId', g.i %% 5000, 'region', (ARRAY['eu', 'us'])[1 + g.i %% 2],
                                       'lines', jsonb_build_array(g.i %% 97, g.i %% 89, g.i %% 83)),
            'attempts', CASE WHEN g.status = 'failed' THEN 3 WHEN g.status IN ('queued', 'pending') THEN 0 ELSE 1 END,
-           'maxAttempts', 3)
+           'maxAttempts', 3,
+           'queue', CASE WHEN g.i %% 10000 = 7 THEN 'rare' WHEN g.i %% 4 = 0 THEN 'emails' ELSE 'default' END)
        || CASE WHEN g.status IN ('queued', 'pending') THEN '{}'::jsonb
                ELSE jsonb_build_object('startedAt', g.created + interval '1 second') END
        || CASE WHEN g.status IN ('completed', 'failed', 'cancelled')
@@ -67,6 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument(
+        "--searches", action="store_true", help="time the queue filter and payload search per index"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -83,12 +94,15 @@ def main() -> None:
 
     fill(args.rows)
     client = signed_in_client()
+    if args.searches:
+        return searches(client, args.rows, args.repeat)
     pages = [
         ("overview", "/msp/jobs/"),
         ("overview, last day", "/msp/jobs/?range=day"),
         ("history, first page", "/msp/jobs/history/"),
         ("history, failed only", "/msp/jobs/history/?status=failed"),
         ("history, page 40", "/msp/jobs/history/?page=40"),
+        ("queues", "/msp/jobs/queues/"),
     ]
     print(f"\n{args.rows:,} jobs in one tenant; median / worst of {args.repeat} renders, in ms\n")
     print(f"{'page':24} {'cold':>15} {'refresh':>15} {'cached':>15}")
@@ -98,6 +112,110 @@ def main() -> None:
             times = timings(client, url, args.repeat, state=state)
             cells.append(f"{statistics.median(times):7.1f} / {max(times):5.0f}")
         print(f"{label:24} " + " ".join(f"{c:>15}" for c in cells))
+
+
+#: (label, SQL that creates it, index name): the candidates for the history's payload search and queue filter.
+CANDIDATES = [
+    ("no index", None, None),
+    (
+        "GIN (metadata -> 'data') jsonb_path_ops [chosen: idx_jobs_data]",
+        "CREATE INDEX bench_payload ON jobs USING gin ((metadata -> 'data') jsonb_path_ops)",
+        "bench_payload",
+    ),
+    (
+        "GIN (metadata -> 'data') jsonb_ops",
+        "CREATE INDEX bench_payload ON jobs USING gin ((metadata -> 'data'))",
+        "bench_payload",
+    ),
+    (
+        "btree (tenant, metadata ->> 'queue', created_at DESC)",
+        "CREATE INDEX bench_queue ON jobs (tenant, (metadata ->> 'queue'), created_at DESC)",
+        "bench_queue",
+    ),
+    (
+        "the same, named queues only [chosen: idx_jobs_tenant_queue]",
+        "CREATE INDEX bench_queue ON jobs (tenant, (metadata ->> 'queue'), created_at DESC) "
+        "WHERE (metadata ->> 'queue') <> 'default'",
+        "bench_queue",
+    ),
+]
+
+SEARCHES = [
+    ("queue emails (25 %)", "/msp/jobs/history/?queue=emails"),
+    ("queue rare (0.01 %)", "/msp/jobs/history/?queue=rare"),
+    ("payload region=eu (50 %)", "/msp/jobs/history/?payload=region%3Deu"),
+    ("payload customerId=42 (0.02 %)", "/msp/jobs/history/?payload=customerId%3D42"),
+    ("payload invoiceId=777777 (1 job)", "/msp/jobs/history/?payload=invoiceId%3D777777"),
+    ("payload, 2 pairs (0.01 %)", "/msp/jobs/history/?payload=customerId%3D42+region%3Deu"),
+    ("queues page", "/msp/jobs/queues/"),
+]
+
+
+def searches(client, rows: int, repeat: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # the migrations' own search indexes are put back at the end
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs' AND indexname = ANY(%s)",
+            [list(INSTALLED)],
+        )
+        installed = cursor.fetchall()
+        for name, _ in installed:
+            cursor.execute(f"DROP INDEX {name}")
+    try:
+        print(f"\n{rows:,} jobs in one tenant; median / worst of {repeat} cold renders, in ms\n")
+        for label, create, name in CANDIDATES:
+            with connection.cursor() as cursor:
+                if create:
+                    started = time.perf_counter()
+                    cursor.execute(create)
+                    built = time.perf_counter() - started
+                    cursor.execute("SELECT pg_relation_size(%s::regclass)", [name])
+                    size = cursor.fetchone()[0]
+                    cursor.execute("ANALYZE jobs")
+                    print(f"== {label}: built in {built:.1f} s, {size / 2**20:.0f} MiB")
+                else:
+                    print(f"== {label}")
+            best = min(enqueue_cost() for _ in range(3))
+            print(f"   enqueue 20,000 jobs (schedule_jobs x1000), best of 3: {best:.2f} s")
+            for page, url in SEARCHES:
+                times = timings(client, url, repeat, state="cold")
+                print(f"   {page:34} {statistics.median(times):8.1f} / {max(times):6.0f}")
+            if name:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP INDEX {name}")
+    finally:
+        with connection.cursor() as cursor:
+            for _, definition in installed:
+                cursor.execute(definition)
+            cursor.execute("ANALYZE jobs")
+
+
+#: Search indexes the migrations create (dropped while the candidates are measured).
+INSTALLED = ("idx_jobs_data", "idx_jobs_tenant_queue")
+
+
+def enqueue_cost() -> float:
+    """Seconds to enqueue 20,000 jobs in chunks of 1,000 into a tenant of their own (deleted afterwards)."""
+    from django.db import connection
+
+    from jobscheduler import JobRunnerFactory, job_handler
+    from jobscheduler.registry import JobHandlerRegistry
+
+    if not JobHandlerRegistry.has("bench.noop"):
+        job_handler("bench.noop")(lambda job_id, data: None)
+    other = uuid.uuid4()
+    runner = JobRunnerFactory.get_instance()
+    started = time.perf_counter()
+    for _ in range(20):
+        runner.schedule_jobs(
+            "bench.noop", [{"customerId": i, "region": "eu"} for i in range(1000)], tenant_id=other
+        )
+    took = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM jobscheduler_queue WHERE tenant = %s", [other])
+        cursor.execute("DELETE FROM jobs WHERE tenant = %s", [other])
+    return took
 
 
 def fill(rows: int) -> None:
@@ -140,6 +258,7 @@ def timings(client, url: str, repeat: int, *, state: str) -> list[float]:
             cache.clear()
         elif state == "refresh":
             cache.delete(f"jobscheduler:overview:{TENANT}")
+            cache.delete(f"jobscheduler:queues:{TENANT}")
         started = time.perf_counter()
         response = client.get(url)
         result.append((time.perf_counter() - started) * 1000)

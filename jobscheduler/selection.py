@@ -6,6 +6,7 @@ A selection never widens a tenant's view: it only narrows `Job.objects.for_tenan
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -48,6 +50,9 @@ class JobSelection:
     finished_before: datetime | None = None
     #: An exact job id or external id (a Temporal workflow id, the queue id).
     search: str | None = None
+    #: Payload containment, `key=value` pairs separated by spaces (`customerId=42 region=eu`; `a.b=1` for nested
+    #: keys): jobs whose data has every pair. A number also matches the same digits stored as a string.
+    payload: str | None = None
 
     def __post_init__(self) -> None:
         statuses = {str(s) for s in JobStatus} | set(STATUS_GROUPS)
@@ -65,6 +70,8 @@ class JobSelection:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
                 raise InvalidSelection(f"{name} must be a timezone-aware datetime, got {value!r}")
+        if self.payload is not None:
+            payload_pairs(self.payload)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> JobSelection:
@@ -92,9 +99,11 @@ class JobSelection:
         if self.type is not None:
             queryset = queryset.filter(type=self.type)
         if self.queue is not None:
-            in_queue = Q(metadata__queue=self.queue)
+            # As text (->>), the expression of the index on named queues (migration 0014).
+            queryset = queryset.alias(queue_name=KT("metadata__queue"))
+            in_queue = Q(queue_name=self.queue)
             if self.queue == DEFAULT_QUEUE:  # jobs recorded before queues existed ran in the default queue
-                in_queue |= Q(metadata__queue__isnull=True)
+                in_queue |= Q(queue_name__isnull=True)
             queryset = queryset.filter(in_queue)
         if self.runner is not None:
             queryset = queryset.filter(runner_type=self.runner)
@@ -107,6 +116,12 @@ class JobSelection:
             queryset = queryset.filter(status__in=FINAL_STATUSES, updated_at__gte=self.finished_after)
         if self.finished_before is not None:
             queryset = queryset.filter(status__in=FINAL_STATUSES, updated_at__lt=self.finished_before)
+        if self.payload is not None:
+            for path, values in payload_pairs(self.payload):
+                match = Q()
+                for value in values:
+                    match |= Q(metadata__data__contains=_nest(path, value))
+                queryset = queryset.filter(match)
         if self.search is not None:
             job_id = parse_uuid(self.search)
             match = Q(external_id=self.search)
@@ -125,3 +140,37 @@ class JobSelection:
             for name, value in asdict(self).items()
             if value is not None
         }
+
+
+def payload_pairs(text: str) -> list[tuple[list[str], list[Any]]]:
+    """`customerId=42 region=eu` -> [(["customerId"], [42, "42"]), (["region"], ["eu"])]: each key's path and
+    the values it may hold (a JSON number, true, false or null as such, a number also as its digits)."""
+    pairs = []
+    for token in text.split():
+        key, sep, raw = token.partition("=")
+        path = key.split(".")
+        if not sep or not all(path) or not raw:
+            raise InvalidSelection(
+                f"payload must be key=value pairs separated by spaces, like customerId=42, got {text!r}"
+            )
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if isinstance(value, bool | int | float) or value is None:
+            values = [value, raw] if not isinstance(value, bool) and value is not None else [value]
+        else:
+            values = [value if isinstance(value, str) else raw]
+        pairs.append((path, values))
+    if not pairs:
+        raise InvalidSelection(
+            f"payload must be key=value pairs separated by spaces, like customerId=42, got {text!r}"
+        )
+    return pairs
+
+
+def _nest(path: list[str], value: Any) -> dict[str, Any]:
+    nested: Any = value
+    for key in reversed(path):
+        nested = {key: nested}
+    return nested

@@ -1,4 +1,4 @@
-"""The history table's filter form (django-filter): status, type, queue, runner, time ranges and id search.
+"""The history table's filter form (django-filter): status, type, queue, runner, time ranges, id and payload search.
 
 The form only reads and checks the parameters; what they select is `JobSelection` (selection.py), the same
 definition bulk retry and cancel apply, so "every job matching this filter" means what the table shows. Every
@@ -11,11 +11,11 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 
-from ..exceptions import InvalidQueue
+from ..exceptions import InvalidQueue, InvalidSelection
 from ..models import Job
 from ..queues import check_queue_name
 from ..runners.factory import RUNNER_CLASSES
-from ..selection import JobSelection
+from ..selection import JobSelection, payload_pairs
 from .metrics import DISPLAY_STATUSES
 
 #: Form field -> JobSelection field, where the names differ.
@@ -50,8 +50,23 @@ class QueueFilter(django_filters.CharFilter):
     field_class = QueueNameField
 
 
+class PayloadField(forms.CharField):
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if value:
+            try:
+                payload_pairs(value)
+            except InvalidSelection as exc:
+                raise forms.ValidationError(str(exc)) from None
+
+
+class PayloadFilter(django_filters.CharFilter):
+    field_class = PayloadField
+
+
 class JobFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label="Job or external id")
+    payload = PayloadFilter(label="Payload contains")
     status = django_filters.ChoiceFilter(choices=_status_choices, empty_label="Any")
     type = django_filters.CharFilter(label="Job type")
     queue = QueueFilter(label="Queue")

@@ -121,3 +121,38 @@ def test_the_rate_limit_holds_across_workers_within_tolerance(runner, workers, t
     assert 7.0 - START_JITTER <= took <= 7.35 * 1.3, took
     free_starts = sorted(e.started for e in report.executions if str(e.job_id) in set(free))
     assert free_starts[-1] - free_starts[0] < 3.0, "the unlimited queue should not wait for the metered one"
+
+
+def test_a_paused_queue_starts_nothing_on_three_workers_and_resumes(runner, workers, tenant):
+    """Paused before its jobs arrive, mid-run, and resumed: nothing of the queue starts while it is paused (not
+    even on a worker started meanwhile), the other queue runs throughout, and nothing is lost when it resumes."""
+    for _ in range(2):
+        workers.start("--concurrency", "4")
+    runner.pause_queue("held")
+    held = enqueue(runner, tenant, 30, 0.05, queue="held")
+    free = enqueue(runner, tenant, 30, 0.05)
+    drain(free, timeout=60, pool=workers)
+    workers.start("--concurrency", "4")
+    time.sleep(2.0)  # ten polls of every worker
+    assert query("SELECT count(*) FROM test_ledger WHERE job_id = ANY(%s::uuid[])", [held]) == [(0,)]
+    runner.resume_queue("held")
+    wait_for(
+        lambda: query("SELECT count(*) FROM test_ledger WHERE job_id = ANY(%s::uuid[])", [held])[0][0] >= 5
+    )
+    runner.pause_queue("held")
+    paused_at = time.time()
+    drain_running = query(
+        "SELECT count(*) FROM jobscheduler_queue WHERE queue = 'held' AND lease_token IS NOT NULL"
+    )
+    time.sleep(2.0)
+    late = query(
+        "SELECT count(*) FROM test_ledger WHERE job_id = ANY(%s::uuid[]) AND started > %s",
+        [held, paused_at + 0.3],
+    )
+    assert late == [(0,)], (
+        f"jobs of the paused queue started after pause_queue returned ({drain_running} running)"
+    )
+    runner.resume_queue("held")
+    drain(held, timeout=60, pool=workers)
+    report = check("pause", held + free, faulted_pids=workers.faulted)
+    report.assert_clean(max_duplicated=0)

@@ -257,3 +257,48 @@ def test_the_dashboard_redrives_every_job_matching_the_filter(client, django_use
     viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
     client.force_login(viewer)
     assert client.post(reverse("jobscheduler:job-redrive"), {"action": "cancel"}).status_code == 403
+
+
+def test_payload_search_is_key_value_containment(runner, tenant):
+    def job(data):
+        return runner.schedule_job("t.echo", data, tenant_id=tenant).job_id
+
+    number, text, nested, other = (
+        job({"customerId": 42, "region": "eu"}),
+        job({"customerId": "42", "region": "us"}),
+        job({"customer": {"id": 42}, "region": "eu"}),
+        job({"customerId": 420}),
+    )
+
+    def ids(payload):
+        return {str(i) for i in JobSelection(payload=payload).jobs(tenant).values_list("job_id", flat=True)}
+
+    assert ids("customerId=42") == {number, text}
+    assert ids("customerId=42 region=eu") == {number}
+    assert ids("customer.id=42") == {nested}
+    assert ids('customerId="42"') == {text}
+    assert ids("region=eu") == {number, nested}
+    assert other not in ids("customerId=42")
+    with pytest.raises(InvalidSelection) as err:
+        JobSelection(payload="customerId")
+    assert (
+        str(err.value)
+        == "payload must be key=value pairs separated by spaces, like customerId=42, got 'customerId'"
+    )
+
+
+def test_the_history_searches_the_payload_and_says_what_is_wrong(client, django_user_model, runner):
+    from django.contrib.auth.models import Permission
+
+    from project.accounts.models import Tenant
+
+    acme = Tenant.objects.create(name="Acme")
+    user = django_user_model.objects.create_user("viewer", password="pw", tenant=acme)
+    user.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(user)
+    wanted = runner.schedule_job("t.echo", {"customerId": 42}, tenant_id=acme.tenant).job_id
+    runner.schedule_job("t.echo", {"customerId": 7}, tenant_id=acme.tenant)
+    page = client.get(reverse("jobscheduler:job-list"), {"payload": "customerId=42"})
+    assert [str(r.record.job_id) for r in page.context["table"].page.object_list] == [wanted]
+    page = client.get(reverse("jobscheduler:job-list"), {"payload": "customerId"})
+    assert "payload must be key=value pairs separated by spaces, like customerId=42" in page.content.decode()

@@ -2,7 +2,7 @@
 
     redrivejobs retry  --tenant T [--status failed] [--type NAME] [--queue Q] [--runner R]
                        [--created-after ISO] [--created-before ISO] [--finished-after ISO] [--finished-before ISO]
-                       [--batch-size N] [--actor NAME]
+                       [--payload "customerId=42"] [--batch-size N] [--actor NAME]
     redrivejobs cancel --tenant T [the same criteria]
 
 The same selection as the dashboard's history filter and the same runner calls (`retry_jobs`, `cancel_jobs`),
@@ -28,6 +28,7 @@ CRITERIA = (
     "created_before",
     "finished_after",
     "finished_before",
+    "payload",
 )
 
 
