@@ -100,8 +100,10 @@ WITH limited AS (
     WHERE (c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)
       AND NOT c.paused
       AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[]))
-      AND EXISTS (SELECT 1 FROM jobscheduler_queue j
-                  WHERE j.queue = c.name AND j.lease_token IS NULL AND j.run_at <= now())
+      -- a scalar subquery, probed per limited queue: an EXISTS would be planned as a join driven by every
+      -- waiting job of the queue table, on every claim
+      AND (SELECT 1 FROM jobscheduler_queue j
+           WHERE j.queue = c.name AND j.lease_token IS NULL AND j.run_at <= now() LIMIT 1) IS NOT NULL
       AND (c.concurrency IS NULL
            OR (SELECT count(*) FROM jobscheduler_queue l
                WHERE l.queue = c.name AND l.lease_token IS NOT NULL) < c.concurrency)
