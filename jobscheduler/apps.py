@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -10,3 +11,10 @@ class JobSchedulerConfig(AppConfig):
     def ready(self) -> None:
         # Like admin.py: every installed app's jobs.py registers its handlers at start-up.
         autodiscover_modules("jobs")
+        if any(_is_ours(config) for config in (getattr(settings, "TASKS", None) or {}).values()):
+            # Workers must find @task functions by module path before any task is enqueued in this process.
+            from . import tasks  # noqa: F401  (registers the registry's task resolver)
+
+
+def _is_ours(config: object) -> bool:
+    return isinstance(config, dict) and str(config.get("BACKEND", "")).startswith("jobscheduler.")

@@ -21,6 +21,14 @@ class JobHandlerNotFound(JobSchedulerError, LookupError):
         super().__init__(f"No handler registered for job: {job_name}")
 
 
+class NotARunnableTask(JobHandlerNotFound):
+    """A job named by a module path that this site's task backend cannot run."""
+
+    def __init__(self, job_name: str, reason: str) -> None:
+        self.job_name = job_name
+        JobSchedulerError.__init__(self, f"Cannot run job {job_name}: {reason}")
+
+
 class HandlerAlreadyRegistered(JobSchedulerError):
     """A handler is already registered under this name."""
 
@@ -66,3 +74,10 @@ class JobCancelled(JobSchedulerError):
 
 class JobTimeout(JobSchedulerError, TimeoutError):
     """The job attempt ran past its timeout."""
+
+
+class AttemptLost(JobSchedulerError):
+    """The attempt ended without its worker saying how: the worker died, lost its lease or timed out.
+
+    Never raised: it names, for the task API's `TaskError.exception_class_path`, the failures the record
+    holds that no Python exception caused (`LeaseExpired`, `AttemptLost`, Temporal's activity timeouts)."""
