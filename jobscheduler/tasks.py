@@ -55,9 +55,9 @@ from .exceptions import (
     NotARunnableTask,
     TenantRequired,
 )
+from .ids import parse_uuid
 from .models import FINAL_STATUSES, Job, JobDetail, JobStatus
 from .registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
-from .runners.base import parse_uuid
 from .runners.factory import JobRunnerFactory
 
 InvalidTask = getattr(_task_exceptions, "InvalidTask", None) or _task_exceptions.InvalidTaskError

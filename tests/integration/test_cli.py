@@ -40,13 +40,14 @@ def jobs(*args: str) -> tuple[int, str]:
 def fail(job_id: str, error: str = "RuntimeError: boom") -> None:
     """Record a job as failed the way an attempt's end is recorded (no worker needed)."""
     from jobscheduler import tracking
+    from jobscheduler.states import Outcome
 
     job = Job.objects.get(job_id=job_id)
     QueueJob.objects.filter(job_id=job.job_id).delete()
     tracking.record_finished(
         [
-            tracking.Outcome(
-                tenant=job.tenant, job_id=job.job_id, attempt=1, outcome=tracking.FAILED, error=error,
+            tracking.AttemptOutcome(
+                tenant=job.tenant, job_id=job.job_id, attempt=1, outcome=Outcome.FAILED, error=error,
                 error_type="RuntimeError",
             )
         ]

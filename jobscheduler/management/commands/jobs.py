@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from jobscheduler.dashboard import actions
 from jobscheduler.exceptions import JobSchedulerError
+from jobscheduler.ids import parse_uuid
 from jobscheduler.models import Job, JobDetail, JobStatus, Schedule
-from jobscheduler.runners.base import parse_uuid
 
 logger = logging.getLogger("jobscheduler.cli")
 
