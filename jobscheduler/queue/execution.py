@@ -1,7 +1,9 @@
 """Running one claimed attempt: look the handler up, call it, and say how the attempt ended.
 
 Nothing here touches the queue: the outcome goes back to the worker, which records it (fenced) in a batch.
-Nothing is unpickled or imported by name: a job's name only selects a registered handler, and its data is JSON.
+Nothing is unpickled: a job's name only selects a registered handler (or, through the registry's resolver, a
+`django.tasks` Task of our backend at that module path; nothing else found by name is ever called), and its
+data is JSON.
 """
 
 from __future__ import annotations
@@ -62,6 +64,26 @@ class QueueJobContext(JobContext):
 
     def _save_step(self, name: str, status: str, result_json: str | None) -> None:
         self._submit(("step", self.tenant, self.job_id, name, status, result_json, self.attempt))
+
+
+def apply_write(conn, write: tuple) -> None:
+    """Record a write a handler handed over through its QueueJobContext (progress or a step of its own)."""
+    kind, tenant, job_id, *rest = write
+    with conn.cursor() as cur:
+        if kind == "progress":
+            pct, message, _attempt = rest
+            tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
+        else:
+            name, status, result_json, attempt = rest
+            tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
+
+
+def finish_statement_params(ended: list[tuple[Attempt, tracking.AttemptOutcome]]) -> dict[str, list]:
+    """The parameters of `sql.FINISH` for these attempts: their outcomes, fenced by the leases they hold."""
+    params = tracking.finish_params(o for _, o in ended)
+    params["tokens"] = [a.token for a, _ in ended]
+    params["delays"] = [o.retry_delay_ms for _, o in ended]
+    return params
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -35,7 +35,15 @@ from ..registry import JobHandlerRegistry
 from ..states import Outcome
 from . import sql
 from .connection import open_connection
-from .execution import Attempt, QueueJobContext, failure_outcome, run_attempt, simple_outcome
+from .execution import (
+    Attempt,
+    QueueJobContext,
+    apply_write,
+    failure_outcome,
+    finish_statement_params,
+    run_attempt,
+    simple_outcome,
+)
 from .listener import Listener
 from .maintenance import Maintenance
 from .periodic import PeriodicThread
@@ -350,12 +358,9 @@ class PgBossWorker:
         try:
             with conn.pipeline(), conn.transaction():
                 for write in writes:
-                    _apply_write(conn, write)
+                    apply_write(conn, write)
                 if outcomes:
-                    params = tracking.finish_params(o for _, o in outcomes)
-                    params["tokens"] = [a.token for a, _ in outcomes]
-                    params["delays"] = [o.retry_delay_ms for _, o in outcomes]
-                    finish = conn.execute(sql.FINISH, params)
+                    finish = conn.execute(sql.FINISH, finish_statement_params(outcomes))
             recorded = {r[0] for r in finish.fetchall()} if outcomes else set()
         except BaseException:
             with self._lock:
@@ -511,14 +516,3 @@ class PgBossWorker:
                 logger.debug("closing a broken connection failed", exc_info=True)
             self._conn = self._connect()
             return default
-
-
-def _apply_write(conn: psycopg.Connection, write: tuple) -> None:
-    kind, tenant, job_id, *rest = write
-    with conn.cursor() as cur:
-        if kind == "progress":
-            pct, message, _attempt = rest
-            tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
-        else:
-            name, status, result_json, attempt = rest
-            tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
