@@ -440,7 +440,10 @@ class _TaskAttempt:
         """The attempt raised: note the error's class path; True when this was the last attempt."""
         if isinstance(exc, asyncio.CancelledError):  # the worker cancelled an async attempt at its timeout
             exc = JobTimeout()
-        cancelled = isinstance(exc, JobCancelled) or self.job.is_cancelled
+        # A timeout also flags the attempt cancelled (to stop the handler early); it is still a failure.
+        cancelled = isinstance(exc, JobCancelled) or (
+            self.job.is_cancelled and not isinstance(exc, JobTimeout)
+        )
         if not cancelled:
             path = f"{type(exc).__module__}.{type(exc).__qualname__}"
             self.job.step(

@@ -193,11 +193,13 @@ def test_queue_name_is_the_jobs_queue_and_queues_are_enforced(task_worker):
     assert Job.objects.count() == before
 
 
-def test_the_timeout_option_fails_a_slow_attempt(task_worker):
+def test_the_timeout_option_fails_a_slow_attempt(task_worker, signals_log):
     task_worker()
     result = tasks.slow_first_attempt.enqueue()
     wait_for(lambda: finished(result), timeout=30, message="the slow task")
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 2
+    time.sleep(1.0)  # the timed-out attempt's thread sees its interrupt a little later: it must not "finish"
+    assert [s["status"] for s in signals_log(result.id) if s["signal"] == "finished"] == ["SUCCESSFUL"]
     assert result.errors[0].exception_class_path == "jobscheduler.exceptions.JobTimeout"
     failed = JobDetail.objects.get(job_id=result.id, step_name="execution_failed")
     assert failed.result["error"] == "JobTimeout: Attempt exceeded its timeout of 1500 ms"
