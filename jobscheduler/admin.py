@@ -16,7 +16,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from .dashboard import actions, queries
-from .dashboard.formatting import format_duration
+from .dashboard.formatting import format_duration, full_job_id
 from .dashboard.redaction import BOOKKEEPING_KEYS, pretty_json
 from .ids import parse_uuid
 from .models import Job, JobDetail, Schedule
@@ -114,7 +114,7 @@ class JobAdmin(TenantScopedAdmin):
         "attempts",
         "duration",
         "external_id",
-        "job_id",
+        "job_id_display",
     )
     list_filter = ("status", "runner_type", JobTypeFilter)
     search_fields = ("=external_id", "type")
@@ -168,6 +168,10 @@ class JobAdmin(TenantScopedAdmin):
             '<pre style="white-space: pre-wrap">{}</pre>', pretty_json(job.meta, keep=BOOKKEEPING_KEYS)
         )
 
+    @admin.display(description="Job id", ordering="job_id")
+    def job_id_display(self, job: Job) -> str:
+        return full_job_id(job.job_id)
+
     @admin.display(description="Attempts", ordering="attempts")
     def attempts(self, job: Job):
         return getattr(job, "attempts", None)
@@ -193,7 +197,7 @@ class JobAdmin(TenantScopedAdmin):
 
 @admin.register(JobDetail)
 class JobDetailAdmin(TenantScopedAdmin):
-    list_display = ("step_name", "status", "job_id", "retry_count", "processed_at")
+    list_display = ("step_name", "status", "job_id_display", "retry_count", "processed_at")
     list_filter = ("status",)
     search_fields = ("step_name", "=job__job_id")
     readonly_fields = (
@@ -209,6 +213,10 @@ class JobDetailAdmin(TenantScopedAdmin):
     list_select_related = False
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+
+    @admin.display(description="Job id", ordering="job_id")
+    def job_id_display(self, detail: JobDetail) -> str:
+        return full_job_id(detail.job_id)
 
 
 @admin.register(Schedule)
