@@ -119,10 +119,11 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
             # A row written by hand (or by an older version) that cannot be evaluated: park it, visibly.
             conn.execute(sql.PAUSE_BROKEN_SCHEDULE, {"schedule_id": sid})
             logger.error(
-                "Schedule %s paused: it cannot be evaluated (%s)",
+                "Schedule %s of tenant %s paused: it cannot be evaluated (%s)",
                 key,
+                tenant,
                 exc,
-                extra={"action": "cron_broken", "key": key},
+                extra={"action": "cron_broken", "key": key, "tenant": str(tenant), "schedule_id": str(sid)},
             )
             continue
         job_id = new_id()
@@ -147,11 +148,21 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
                     max_attempts=max_attempts,
                 )
             fired += 1
+            # Keys repeat across tenants (one schedule per tenant is the common case): name both, and the job.
             logger.info(
-                "Schedule %s fired for tick %s",
+                "Schedule %s of tenant %s fired for tick %s: job %s",
                 key,
+                tenant,
                 tick.isoformat(),
-                extra={"action": "cron_fire", "key": key},
+                job_id,
+                extra={
+                    "action": "cron_fire",
+                    "key": key,
+                    "tenant": str(tenant),
+                    "schedule_id": str(sid),
+                    "tick": tick.isoformat(),
+                    "job_id": str(job_id),
+                },
             )
         conn.execute(
             sql.ADVANCE_SCHEDULE,

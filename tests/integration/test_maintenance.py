@@ -1,11 +1,13 @@
-"""Maintenance passes run in-process against the real database: retention and worker expiry."""
+"""Maintenance passes run in-process against the real database: retention, worker expiry, cron logs."""
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobscheduler.models import Job, JobDetail, Worker
+from jobscheduler import JobRunnerFactory
+from jobscheduler.models import Job, JobDetail, Schedule, Worker
 from jobscheduler.queue.connection import open_connection
 from jobscheduler.queue.maintenance import run_pass
 from tests.factories import JobDetailFactory, JobFactory
@@ -65,3 +67,28 @@ def test_rescue_of_an_expired_lease_without_attempts_left_fails_the_job(tenant):
     job = Job.objects.get(job_id=job_id)
     assert job.status == "failed"
     assert job.metadata["error"] == "Worker lost: the lease expired without a heartbeat"
+
+
+def test_cron_fire_log_names_the_tenant_and_the_job(tenant, other_tenant, caplog):
+    """One key per tenant is the usual shape; each firing's log line must say whose it was and what it made."""
+    runner = JobRunnerFactory.get_instance()
+    for owner in (tenant, other_tenant):
+        runner.schedule_recurring_job(
+            "t.noop", {}, "0 3 * * *", schedule_key="reconcile-bucket-usage", tenant_id=owner
+        )
+    Schedule.objects.update(next_run_at=datetime.now(UTC) - timedelta(minutes=1))
+    with caplog.at_level(logging.INFO, logger="jobscheduler.maintenance"), open_connection() as conn:
+        assert run_pass(conn, prune=False)["fired"] == 2
+    fired = [r for r in caplog.records if getattr(r, "action", None) == "cron_fire"]
+    expected = set()
+    for owner in (tenant, other_tenant):
+        job = Job.objects.get(tenant=owner, type="t.noop")
+        tick = job.metadata["tick"]
+        expected.add(
+            (
+                f"Schedule reconcile-bucket-usage of tenant {owner} fired for tick {tick}: job {job.job_id}",
+                str(owner),
+                str(job.job_id),
+            )
+        )
+    assert {(r.getMessage(), r.tenant, r.job_id) for r in fired} == expected
