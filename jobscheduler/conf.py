@@ -63,6 +63,17 @@ ENV_SETTINGS: dict[str, Any] = {
 }
 
 
+#: How the default handler slots of a worker are derived; `--help` quotes this text.
+DEFAULT_CONCURRENCY_RULE = "5 per CPU"
+
+
+def default_concurrency() -> int:
+    """Handler slots of a worker started without `--concurrency`, the same on both backends. Handlers mostly
+    wait on I/O (the database, HTTP), so a few per core keep the CPUs busy without one process hogging the
+    queue; CPU-bound handlers want `--concurrency` near the core count instead."""
+    return 5 * (os.cpu_count() or 1)
+
+
 def _as_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value

@@ -52,22 +52,18 @@ from .recorder import Recorder
 logger = logging.getLogger("jobscheduler.worker")
 
 
-def default_concurrency() -> int:
-    return max(4, 5 * (os.cpu_count() or 1))
-
-
 class PgBossWorker:
     def __init__(
         self,
         *,
-        concurrency: int | None = None,
+        concurrency: int,
         job_names: list[str] | None = None,
         burst: bool = False,
         scheduler: bool = True,
         shutdown_timeout: float | None = None,
         worker_id: str | None = None,
     ) -> None:
-        self.concurrency = concurrency or default_concurrency()
+        self.concurrency = concurrency
         self.job_names = sorted(job_names) if job_names else None
         self.burst = burst
         self.scheduler = scheduler

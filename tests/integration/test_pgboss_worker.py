@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from jobscheduler import JobRunnerFactory
 from jobscheduler.models import Job, JobDetail, QueueJob, Schedule, ScheduleRun, Worker
-from tests.support.processes import FAST_SETTINGS, libpq_url, wait_for
+from tests.support.processes import FAST_SETTINGS, WorkerProcess, libpq_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -350,6 +350,34 @@ def test_unknown_job_name_option_is_refused():
     with pytest.raises(CommandError) as err:
         call_command("runjobworker", "--jobs", "t.noop,missing")
     assert str(err.value) == "No handler registered for job: missing"
+
+
+def test_default_concurrency_is_the_documented_rule(tmp_path, fast_settings):
+    """Without --concurrency a worker gets 5 slots per CPU: 15 on a 3-CPU machine, 5 on a 1-CPU one."""
+    for cpus, expected in (("3", 15), ("1", 5)):
+        worker = WorkerProcess([], FAST_SETTINGS, tmp_path / f"cpus-{cpus}.log", {"TEST_CPU_COUNT": cpus})
+        try:
+            worker.wait_started()
+            assert f"backend pgboss, concurrency {expected}," in worker.output()
+            row = wait_for(
+                lambda pid=worker.pid: Worker.objects.filter(pid=pid).first(), message="the worker row"
+            )
+            assert row.concurrency == expected
+        finally:
+            worker.kill()
+
+
+def test_concurrency_help_states_the_default():
+    from django.core.management import load_command_class
+
+    from jobscheduler.conf import default_concurrency
+
+    parser = load_command_class("jobscheduler", "runjobworker").create_parser("manage.py", "runjobworker")
+    text = " ".join(parser.format_help().split())
+    assert (
+        "--concurrency CONCURRENCY jobs this worker runs at once, on either backend "
+        f"(default: 5 per CPU; {default_concurrency()} on this machine)"
+    ) in text
 
 
 def test_poll_only_mode_runs_jobs_without_notify(runner, start_worker, tenant):

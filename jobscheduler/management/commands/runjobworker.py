@@ -6,7 +6,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobscheduler.conf import env_setting, setting
+from jobscheduler.conf import DEFAULT_CONCURRENCY_RULE, default_concurrency, env_setting, setting
 from jobscheduler.registry import JobHandlerRegistry
 
 
@@ -15,7 +15,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--backend", choices=["pgboss", "temporal"], help="default: JOB_RUNNER_TYPE")
-        parser.add_argument("--concurrency", type=int, help="handler slots (default: 5 per CPU, at least 4)")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            help=f"jobs this worker runs at once, on either backend (default: {DEFAULT_CONCURRENCY_RULE}; "
+            f"{default_concurrency()} on this machine)",
+        )
         parser.add_argument(
             "--jobs", help="comma-separated job names to serve (default: every registered one)"
         )
@@ -38,6 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"No handler registered for job: {', '.join(unknown)}")
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        concurrency = options["concurrency"] or default_concurrency()
         shutdown_timeout = options["shutdown_timeout"]
         if shutdown_timeout is None:
             shutdown_timeout = float(setting("SHUTDOWN_TIMEOUT_SECONDS"))
@@ -46,7 +52,7 @@ class Command(BaseCommand):
 
             return self._exit(
                 run_temporal_worker(
-                    concurrency=options["concurrency"] or 10,
+                    concurrency=concurrency,
                     job_names=names,
                     shutdown_timeout=shutdown_timeout,
                     stdout=self.stdout,
@@ -55,7 +61,7 @@ class Command(BaseCommand):
         from jobscheduler.queue.worker import PgBossWorker
 
         worker = PgBossWorker(
-            concurrency=options["concurrency"],
+            concurrency=concurrency,
             job_names=names,
             burst=options["burst"],
             scheduler=not options["no_scheduler"],
