@@ -21,6 +21,7 @@ from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
 from ..registry import JobHandlerRegistry, RetryPolicy
 from ..states import Outcome
+from ..validation import payload_size
 
 MAX_ERROR_CHARS = 4000
 MAX_TRACEBACK_CHARS = 20000
@@ -133,21 +134,32 @@ def simple_outcome(
     )
 
 
+#: PostgreSQL prints JSONB with spaces, UTF-8 characters and expanded numbers (1e300 has 301 digits), so its text
+#: of a payload enqueue accepted can be longer than the payload's compact JSON. Text this many times over the
+#: limit is refused without decoding (a row written by hand must not make the worker parse gigabytes).
+DECODE_GUARD_FACTOR = 64
+
+
 def decode_data(text: str | None, max_bytes: int) -> dict:
     """The payload of a claimed row, or the error that fails it: rows may have been written by hand, so the
-    worker checks what enqueue would have refused (size, shape) and never trusts the nesting depth."""
+    worker checks what enqueue would have refused (size, shape) and never trusts the nesting depth. The size is
+    measured as enqueue measures it (compact JSON, `validation.payload_size`), not on PostgreSQL's text."""
     if text is not None:
-        size = len(text.encode("utf-8"))
-        if size > max_bytes:
-            raise PayloadTooLarge(size, max_bytes)
+        raw = len(text.encode("utf-8"))
+        if raw > DECODE_GUARD_FACTOR * max_bytes:
+            raise PayloadTooLarge(raw, max_bytes)
         try:
             data = json.loads(text)
         except RecursionError:
             raise InvalidJobData("Job data is nested too deeply to decode") from None
     else:
-        data = None
+        data, raw = None, 0
     if not isinstance(data, dict):
         raise InvalidJobData(f"Job data must be a JSON object, got {type(data).__name__}")
+    if raw > max_bytes:  # PostgreSQL's text is longer than the limit: measure the way enqueue did
+        size = payload_size(data)
+        if size > max_bytes:
+            raise PayloadTooLarge(size, max_bytes)
     return data
 
 
