@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "SYSTEM_USER_ID": "00000000-0000-0000-0000-000000000000",
     # Dotted path to `fn(request) -> tenant UUID | None` used by the dashboard and the admin.
     "TENANT_RESOLVER": "jobscheduler.tenancy.user_tenant",
+    # Strict multi-tenancy: a schedule call naming no tenant raises TenantRequired, and a user whose resolver
+    # names no tenant sees nothing. Off (the default), both mean DEFAULT_TENANT: a site without tenants works.
+    "REQUIRE_TENANT": False,
+    # The one tenant of a single-tenant site (used only while REQUIRE_TENANT is off); a fixed, documented UUID
+    # so the record stays valid if the site later turns tenants on.
+    "DEFAULT_TENANT": "00000000-0000-0000-0000-000000000001",
     # Payload/metadata keys whose values the dashboard redacts (matched case-insensitively as substrings).
     "REDACT_KEYS": ("password", "token", "secret", "key", "authorization"),
     # Seconds between the dashboard's live refreshes of a visible page.
@@ -93,12 +99,25 @@ def env_setting(name: str) -> Any:
     return value
 
 
+def overrides() -> dict[str, Any]:
+    """The site's `JOBSCHEDULER` dict (empty when the site sets none)."""
+    value = getattr(django_settings, "JOBSCHEDULER", None) or {}
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"settings.JOBSCHEDULER must be a dict, got {type(value).__name__}")
+    return value
+
+
+def unknown_settings() -> list[str]:
+    """Keys of the site's `JOBSCHEDULER` dict that are not settings (typos), sorted."""
+    return sorted(set(overrides()) - set(DEFAULTS))
+
+
 def setting(name: str) -> Any:
     """A key of the `JOBSCHEDULER` dict, or its default."""
-    overrides = getattr(django_settings, "JOBSCHEDULER", {}) or {}
-    unknown = set(overrides) - set(DEFAULTS)
+    values = overrides()
+    unknown = set(values) - set(DEFAULTS)
     if unknown:
         raise ImproperlyConfigured(f"Unknown JOBSCHEDULER setting(s): {', '.join(sorted(unknown))}")
     if name not in DEFAULTS:
         raise KeyError(name)
-    return overrides.get(name, DEFAULTS[name])
+    return values.get(name, DEFAULTS[name])
