@@ -81,3 +81,15 @@ class AttemptLost(JobSchedulerError):
 
     Never raised: it names, for the task API's `TaskError.exception_class_path`, the failures the record
     holds that no Python exception caused (`LeaseExpired`, `AttemptLost`, Temporal's activity timeouts)."""
+
+
+class ExtraNotInstalled(JobSchedulerError, ImportError):
+    """An optional backend was chosen but the package it needs is not installed."""
+
+    def __init__(self, extra: str, package: str) -> None:
+        self.extra = extra
+        self.package = package
+        super().__init__(
+            f"The {extra} backend needs the {package} package, which is not installed: "
+            f"pip install 'django-jobscheduler[{extra}]'"
+        )

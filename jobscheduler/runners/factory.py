@@ -3,6 +3,7 @@
 The factory holds one runner per process (thread-safe). With `JOB_RUNNER_TYPE=temporal` and
 `JOB_RUNNER_FALLBACK_TO_PGBOSS=true`, an unreachable Temporal at start-up yields the pgboss runner, logged as a
 warning naming the address and flagged (`fallback_active`, `fallback_reason`) for the dashboard and health checks.
+Temporal without its package installed is a misconfiguration, not an outage: ExtraNotInstalled, never a fallback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from ..conf import env_setting
 from ..exceptions import RunnerUnavailable
+from ..extras import Extra, require
 from ..states import RunnerType
 from .base import JobRunner
 
@@ -72,6 +74,7 @@ class JobRunnerFactory:
             )
         if kind == RunnerType.PGBOSS:
             return import_string(RUNNER_CLASSES[RunnerType.PGBOSS])()
+        require(Extra.TEMPORAL)
         try:
             return import_string(RUNNER_CLASSES[RunnerType.TEMPORAL]).connect()
         except RunnerUnavailable as exc:
