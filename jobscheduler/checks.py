@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from .conf import DEFAULTS, env_setting
 from .extras import Extra, is_installed
 from .registry import RetryPolicy
-from .runners.factory import RUNNER_CLASSES
+from .states import RunnerType
 
 TAG = "jobscheduler"
 DASHBOARD_URLCONF = "jobscheduler.dashboard.urls"
@@ -176,13 +176,13 @@ def _tenant_resolver(path: Any) -> Iterator[CheckMessage]:
 
 def _runner_type() -> Iterator[CheckMessage]:
     kind = str(env_setting("JOB_RUNNER_TYPE")).strip().lower()
-    if kind not in RUNNER_CLASSES:
+    if kind not in set(RunnerType):
         yield Error(
             f"Invalid JOB_RUNNER_TYPE {env_setting('JOB_RUNNER_TYPE')!r}.",
-            hint=f"Use one of: {', '.join(sorted(RUNNER_CLASSES))}.",
+            hint=f"Use one of: {', '.join(sorted(RunnerType))}.",
             id="jobscheduler.E007",
         )
-    elif kind == "temporal" and not is_installed(Extra.TEMPORAL):
+    elif kind == RunnerType.TEMPORAL and not is_installed(Extra.TEMPORAL):
         yield Error(
             "JOB_RUNNER_TYPE is 'temporal' but the temporalio package is not installed.",
             hint="pip install 'django-jobscheduler[temporal]'",
