@@ -13,13 +13,10 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
-
 from tests.acceptance.newsite import (
     TIMINGS,
     Browser,
     NewSite,
-    build_wheel,
     fresh_database,
     pinned_constraints,
 )
@@ -67,25 +64,12 @@ STAFF_WITH_VIEW_JOB = """
 """
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
-def sign_in(base_url: str, username: str, password: str, then: str) -> tuple[Browser, int, str]:
-    browser = Browser(base_url)
-    status, page = browser.post_form(
-        f"/admin/login/?next={then}", {"username": username, "password": password, "next": then}
-    )
-    return browser, status, page
-
-
-def test_fresh_startproject_site_schedules_runs_and_shows_a_job(tmp_path, wheel):
+def test_fresh_startproject_site_schedules_runs_and_shows_a_job(tmp_path, jobscheduler_wheel):
     started = time.monotonic()
     site = NewSite(tmp_path)
 
     # pip install django-jobscheduler (the wheel; temporalio is an extra and stays out)
-    site.install(wheel, pinned_constraints(tmp_path))
+    site.install(jobscheduler_wheel, pinned_constraints(tmp_path))
     probe = "import importlib.util, jobscheduler; print(jobscheduler.__file__, importlib.util.find_spec('temporalio'))"
     where, temporalio = site.python(probe).split()
     assert "/site-packages/jobscheduler/" in where and where.startswith(str(site.venv)), where
@@ -129,7 +113,8 @@ def test_fresh_startproject_site_schedules_runs_and_shows_a_job(tmp_path, wheel)
             assert "jobscheduler worker" in worker.stdout and "send-welcome-email" in worker.stdout
 
             # a staff user with view_job finds it on the dashboard ...
-            ada, status, history = sign_in(base_url, "ada", "ada-pw-123", "/msp/jobs/history/")
+            ada = Browser(base_url)
+            status, history = ada.sign_in("ada", "ada-pw-123", "/msp/jobs/history/")
             assert status == 200, history[:3000]
             assert f"/msp/jobs/{job_id}/" in history
             status, page = ada.get(f"/msp/jobs/{job_id}/")
@@ -146,7 +131,8 @@ def test_fresh_startproject_site_schedules_runs_and_shows_a_job(tmp_path, wheel)
             assert status == 200 and "send-welcome-email" in change and "completed" in change
 
             # a superuser starts on the default tenant, with the picker
-            root, status, overview = sign_in(base_url, "root", "root-pw-123", "/msp/jobs/")
+            root = Browser(base_url)
+            status, overview = root.sign_in("root", "root-pw-123", "/msp/jobs/")
             assert status == 200, overview[:3000]
             assert f'<option value="{DEFAULT_TENANT}" selected>Default tenant</option>' in overview
             status, history = root.get("/msp/jobs/history/")
