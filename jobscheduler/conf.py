@@ -107,11 +107,6 @@ def overrides() -> dict[str, Any]:
     return value
 
 
-def unknown_settings() -> list[str]:
-    """Keys of the site's `JOBSCHEDULER` dict that are not settings (typos), sorted."""
-    return sorted(set(overrides()) - set(DEFAULTS))
-
-
 def setting(name: str) -> Any:
     """A key of the `JOBSCHEDULER` dict, or its default."""
     values = overrides()
