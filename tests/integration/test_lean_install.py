@@ -100,7 +100,12 @@ def test_app_dashboard_admin_and_migrations_never_import_temporalio(without_temp
 
 @pytest.mark.django_db
 def test_manage_commands_never_import_temporalio(without_temporalio):
-    for args in (["runjobworker", "--help"], ["check"], ["showmigrations", "jobscheduler"]):
+    for args in (
+        ["runjobworker", "--help"],
+        ["jobs", "--help"],
+        ["check"],
+        ["showmigrations", "jobscheduler"],
+    ):
         result, attempts = without_temporalio("manage.py", *args)
         assert result.returncode == 0, (args, result.stderr)
         assert attempts == [], args
