@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -193,7 +193,7 @@ finished_steps AS (
 """
 )
 
-#: A row source for FINISHED_SQL from parallel arrays (see `finish_params`).
+#: A row source for FINISHED_SQL from parallel arrays (see `outcome_columns`).
 FINISHED_SRC_FROM_ARRAYS = """
 SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
                      %(results)s::jsonb[], %(errors)s::text[], %(error_types)s::text[], %(tbs)s::text[],
@@ -219,18 +219,19 @@ class AttemptOutcome:
     retry_delay_ms: float | None = None
 
 
-def finish_params(outcomes: Iterable[AttemptOutcome]) -> dict[str, list]:
-    rows = list(outcomes)
+def outcome_columns(outcomes: Sequence[AttemptOutcome]) -> dict[str, list]:
+    """The parallel arrays of a `src` for FINISHED_SQL, except the next attempt's time, which each backend
+    knows its own way: Temporal passes `next_ats` (see `record_finished`); the queue's FINISH statement passes
+    the backoff and lets the database clock turn it into `next_at`."""
     return {
-        "tenants": [o.tenant for o in rows],
-        "ids": [o.job_id for o in rows],
-        "attempts": [o.attempt for o in rows],
-        "outcomes": [str(o.outcome) for o in rows],
-        "results": [o.result_json for o in rows],
-        "errors": [o.error for o in rows],
-        "error_types": [o.error_type for o in rows],
-        "tbs": [o.traceback for o in rows],
-        "next_ats": [o.next_at for o in rows],
+        "tenants": [o.tenant for o in outcomes],
+        "ids": [o.job_id for o in outcomes],
+        "attempts": [o.attempt for o in outcomes],
+        "outcomes": [str(o.outcome) for o in outcomes],
+        "results": [o.result_json for o in outcomes],
+        "errors": [o.error for o in outcomes],
+        "error_types": [o.error_type for o in outcomes],
+        "tbs": [o.traceback for o in outcomes],
     }
 
 
@@ -239,7 +240,8 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     if not outcomes:
         return 0
     sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + FINISHED_SQL + "SELECT count(*) FROM finished"
-    return _execute(sql, finish_params(outcomes), cursor)
+    params = outcome_columns(outcomes) | {"next_ats": [o.next_at for o in outcomes]}
+    return _execute(sql, params, cursor)
 
 
 def record_cancelled_unstarted(

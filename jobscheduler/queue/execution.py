@@ -1,6 +1,7 @@
 """Running one claimed attempt: look the handler up, call it, and say how the attempt ended.
 
-Nothing here touches the queue: the outcome goes back to the worker, which records it (fenced) in a batch.
+Nothing here touches the queue: the outcome goes back to the executor, and the completer records it (fenced) in a
+batch.
 Nothing is unpickled: a job's name only selects a registered handler (or, through the registry's resolver, a
 `django.tasks` Task of our backend at that module path; nothing else found by name is ever called), and its
 data is JSON.
@@ -13,8 +14,11 @@ import json
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg
 
 from .. import tracking
 from ..context import JobContext, activate, deactivate
@@ -22,6 +26,7 @@ from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTi
 from ..registry import JobHandlerRegistry, RetryPolicy
 from ..states import Outcome
 from ..validation import payload_size
+from .writes import HandlerWrite, ProgressWrite, StepWrite
 
 MAX_ERROR_CHARS = 4000
 MAX_TRACEBACK_CHARS = 20000
@@ -48,9 +53,9 @@ class Attempt:
 
 
 class QueueJobContext(JobContext):
-    """`current_job()` under the pgboss worker: writes are handed to the worker, which owns the connection."""
+    """`current_job()` under the pgboss worker: writes are handed to the completer, which owns the connection."""
 
-    def __init__(self, attempt: Attempt, submit) -> None:
+    def __init__(self, attempt: Attempt, submit: Callable[[HandlerWrite], None]) -> None:
         super().__init__(
             job_id=attempt.job_id,
             tenant=attempt.tenant,
@@ -61,27 +66,35 @@ class QueueJobContext(JobContext):
         self._submit = submit
 
     def _save_progress(self, pct: float, message: str | None) -> None:
-        self._submit(("progress", self.tenant, self.job_id, pct, message, self.attempt))
+        self._submit(
+            ProgressWrite(
+                tenant=self.tenant, job_id=self.job_id, attempt=self.attempt, pct=pct, message=message
+            )
+        )
 
     def _save_step(self, name: str, status: str, result_json: str | None) -> None:
-        self._submit(("step", self.tenant, self.job_id, name, status, result_json, self.attempt))
+        self._submit(
+            StepWrite(
+                tenant=self.tenant,
+                job_id=self.job_id,
+                attempt=self.attempt,
+                name=name,
+                status=status,
+                result_json=result_json,
+            )
+        )
 
 
-def apply_write(conn, write: tuple) -> None:
+def apply_write(conn: psycopg.Connection, write: HandlerWrite) -> None:
     """Record a write a handler handed over through its QueueJobContext (progress or a step of its own)."""
-    kind, tenant, job_id, *rest = write
     with conn.cursor() as cur:
-        if kind == "progress":
-            pct, message, _attempt = rest
-            tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
-        else:
-            name, status, result_json, attempt = rest
-            tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
+        write.apply(cur)
 
 
 def finish_statement_params(ended: list[tuple[Attempt, tracking.AttemptOutcome]]) -> dict[str, list]:
-    """The parameters of `sql.FINISH` for these attempts: their outcomes, fenced by the leases they hold."""
-    params = tracking.finish_params(o for _, o in ended)
+    """The parameters of `sql.FINISH` for these attempts: their outcomes, fenced by the leases they hold, and the
+    backoffs the statement turns into next run times by the database clock."""
+    params = tracking.outcome_columns([o for _, o in ended])
     params["tokens"] = [a.token for a, _ in ended]
     params["delays"] = [o.retry_delay_ms for _, o in ended]
     return params
@@ -122,8 +135,8 @@ def failure_outcome(
 
 
 def simple_outcome(
-    attempt: Attempt, outcome: str, *, result_json: str | None = None, reason: str | None = None
-):
+    attempt: Attempt, outcome: Outcome, *, result_json: str | None = None, reason: str | None = None
+) -> tracking.AttemptOutcome:
     return tracking.AttemptOutcome(
         tenant=attempt.tenant,
         job_id=attempt.job_id,
@@ -163,7 +176,9 @@ def decode_data(text: str | None, max_bytes: int) -> dict:
     return data
 
 
-def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tracking.AttemptOutcome:
+def run_attempt(
+    attempt: Attempt, loop_for_thread: Callable[[], asyncio.AbstractEventLoop], max_payload_bytes: int
+) -> tracking.AttemptOutcome:
     """Call the handler for one attempt and turn what happened into an outcome."""
     try:
         spec = JobHandlerRegistry.get(attempt.name)
