@@ -195,8 +195,16 @@ class PgBossWorker:
         return self.burst and not attempts and self._idle() and not self.producer.waiting_retry
 
     def _wait_time(self) -> float:
+        """Until the next thing the loop must do. A poll or a retry falling due matters only with a free slot:
+        with none, the wait lasts until an attempt ends or is recorded (both wake the loop), a deadline, or one
+        poll interval as a backstop, so a full worker never spins."""
         now = time.monotonic()
-        horizon = self.producer.next_wake()
+        free = claim_capacity(
+            concurrency=self.concurrency,
+            running=self.executor.running_count,
+            unrecorded=self.completer.unrecorded,
+        )
+        horizon = self.producer.next_wake() if free > 0 else now + self.producer.poll_seconds
         deadline = self.executor.next_deadline()
         if deadline is not None:
             horizon = min(horizon, deadline)

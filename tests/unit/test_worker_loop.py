@@ -234,3 +234,15 @@ def _fails_first_time(job_id, data):
     if current_job().attempt == 1:
         raise RuntimeError("not yet")
     return None
+
+
+def test_a_full_worker_waits_instead_of_spinning_once_the_poll_is_due(make_worker, settings):
+    settings.JOBSCHEDULER = {"POLL_INTERVAL_SECONDS": 0.2, "FETCH_BATCH_SIZE": 100}
+    worker, db = make_worker([claim_row("u.none") for _ in range(2)], concurrency=2, slots=False)
+    worker.step(time.monotonic())
+    assert worker.executor.running_count == 2
+    time.sleep(0.3)  # the poll is due, but no slot is free: nothing to claim until an attempt ends
+    assert worker._wait_time() == pytest.approx(0.2, abs=0.05)
+    attempt = worker.executor.running()[0]
+    worker.executor.finish(attempt, simple_outcome(attempt, Outcome.COMPLETED))
+    assert worker._wait_time() == 0.0  # a free slot and a due poll: claim now
