@@ -1,6 +1,6 @@
 """The keys the library keeps in `jobs.metadata`, beside the caller's own.
 
-The seed's columns are kept exactly, so a job's timing, attempts, progress and payload live in its metadata:
+The seed's columns are kept as declared, so a job's timing, attempts, progress and payload live in its metadata:
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
 `singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`. Runs the library schedules

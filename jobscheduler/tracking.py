@@ -122,9 +122,11 @@ started AS (
     RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data
 ),
 started_step AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_started', 'processing',
-           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1,
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text)
     FROM started
 )
 """
@@ -142,6 +144,19 @@ def record_started(
 
 
 # -- an attempt ends --------------------------------------------------------------------------------------------
+
+#: When the current attempt of the `jobs` row `j` started (`lastStartedAt`, written by STARTED_SQL as ISO text);
+#: NULL when the key holds anything else, so a row edited by hand cannot fail a whole batch of outcomes.
+ATTEMPT_STARTED_AT = (
+    r"CASE WHEN j.metadata ->> 'lastStartedAt' ~ '\A\d{4}-\d\d-\d\dT[0-9:.]+([+-][0-9:]+|Z)\Z' "
+    "THEN (j.metadata ->> 'lastStartedAt')::timestamptz END"
+)
+
+
+def _ms_since(started_at: str) -> str:
+    """SQL for the whole milliseconds from `started_at` to this statement's clock (steps use clock_timestamp())."""
+    return f"round(extract(epoch FROM clock_timestamp() - {started_at}) * 1000)::bigint"
+
 
 #: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
 #: next_at timestamptz); `outcome` is an `Outcome` value.
@@ -167,12 +182,20 @@ finished AS (
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
     RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
-              src.next_at
+              src.next_at, j.metadata ->> 'workerId' AS worker_id, """
+    + ATTEMPT_STARTED_AT
+    + """ AS attempt_started_at
 ),
 finished_steps AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT f.tenant, jobscheduler_uuid7(), f.job_id, step.name, step.status::job_status, step.result,
-           clock_timestamp(), f.attempt - 1
+           clock_timestamp(), f.attempt - 1,
+           jsonb_strip_nulls(jsonb_build_object(
+               'attempt', nullif(f.attempt, 0), 'workerId', f.worker_id,
+               'durationMs', CASE WHEN f.attempt > 0 THEN """
+    + _ms_since("f.attempt_started_at")
+    + """ END))
     FROM finished f
     CROSS JOIN LATERAL (VALUES
         (1, 'execution_completed', 'completed', jsonb_build_object('attempt', f.attempt, 'result', f.result)),
@@ -259,9 +282,10 @@ def record_cancelled_unstarted(
                RETURNING tenant, job_id, coalesce((metadata ->> 'attempts')::int, 0) AS attempts
            ), s AS (
                INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
-                                        retry_count)
+                                        retry_count, metadata)
                SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
-                      jsonb_build_object('reason', %(reason)s::text), now(), greatest(attempts - 1, 0) FROM c
+                      jsonb_build_object('reason', %(reason)s::text), now(), greatest(attempts - 1, 0),
+                      '{}'::jsonb FROM c
            )
            SELECT count(*) FROM c""",
         {"tenant": tenant, "job_id": job_id, "reason": reason},
@@ -295,11 +319,18 @@ def record_step(
     attempt: int,
     cursor=None,
 ) -> None:
-    """A handler's own step (`current_job().step(...)`)."""
+    """A handler's own step (`current_job().step(...)`), with the attempt's worker and time so far."""
     _execute(
-        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-           VALUES (%(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
-                   %(result)s::jsonb, clock_timestamp(), %(retry)s)""",
+        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                                   metadata)
+           SELECT %(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
+                  %(result)s::jsonb, clock_timestamp(), %(retry)s,
+                  jsonb_strip_nulls(jsonb_build_object(
+                      'attempt', %(attempt)s::int, 'workerId', j.metadata ->> 'workerId',
+                      'durationMs', """
+        + _ms_since(ATTEMPT_STARTED_AT)
+        + """))
+           FROM (SELECT NULL) AS one LEFT JOIN jobs j ON j.tenant = %(tenant)s AND j.job_id = %(job_id)s""",
         {
             "tenant": tenant,
             "job_id": job_id,
@@ -307,6 +338,7 @@ def record_step(
             "status": status,
             "result": result_json,
             "retry": max(attempt - 1, 0),
+            "attempt": attempt,
         },
         cursor,
     )

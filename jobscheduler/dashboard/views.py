@@ -8,6 +8,7 @@ viewers are sent to the login page; a signed-in viewer without the permission ge
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -139,6 +140,7 @@ class JobDetailView(DashboardMixin, TemplateView):
         steps = list(queries.steps(job))
         for step in steps:
             step.result_json = "" if step.result is None else pretty_json(step.result)
+            step.worker, step.duration = _step_worker_and_duration(step.metadata)
         own_metadata = {k: v for k, v in meta.items() if k != "data"}
         schedule_id = meta.get("scheduleId")
         context.update(
@@ -329,6 +331,16 @@ def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:
     if sid is None or tenant is None:
         return None
     return Schedule.objects.filter(tenant=tenant, id=sid).first()
+
+
+def _step_worker_and_duration(metadata: Any) -> tuple[str, str]:
+    """The worker and the time since its attempt started, from a step's metadata ("" when not recorded: steps
+    written before the column existed, or a step outside an attempt)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    worker = meta.get("workerId")
+    ms = meta.get("durationMs")
+    duration = format_duration(timedelta(milliseconds=ms)) if isinstance(ms, int | float) and ms >= 0 else ""
+    return (str(worker) if worker else ""), duration
 
 
 def _running_ids(value: Any) -> list[uuid.UUID]:
