@@ -46,16 +46,26 @@ from .tables import JobTable
 PER_PAGE_CHOICES = (25, 50, 100)
 
 
-class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin):
-    """Login, the permission, and the tenant every query of the request is scoped to."""
+class TenantScopedMixin:
+    """Resolves the tenant every query of the request is scoped to.
 
-    permission_required = VIEW_PERMISSION
-    section = ""
+    It comes after the login and permission mixins in DashboardMixin's bases, so their checks run first: the
+    site's TENANT_RESOLVER is only ever called for a signed-in viewer with the view permission (a resolver may
+    assume `request.user` is a real user, and an anonymous request costs no tenant lookup).
+    """
+
     tenant: uuid.UUID | None
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.tenant = dashboard_tenant(request)
         return super().dispatch(request, *args, **kwargs)
+
+
+class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin, TenantScopedMixin):
+    """Login, the permission, then the tenant (in this order: see TenantScopedMixin)."""
+
+    permission_required = VIEW_PERMISSION
+    section = ""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
