@@ -187,6 +187,8 @@ class JobAdmin(TenantScopedAdmin):
         self.message_user(
             request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.", messages.SUCCESS
         )
+        if outcome.unreachable:
+            self.message_user(request, outcome.unreachable_message(), messages.ERROR)
 
     @admin.action(description="Retry selected finished jobs as new jobs", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

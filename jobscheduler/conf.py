@@ -56,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_EXPIRY_SECONDS": 60.0,
     # Bounded connect/start time for the Temporal client, in seconds.
     "TEMPORAL_CONNECT_TIMEOUT_SECONDS": 5.0,
+    # Seconds after Temporal was found unreachable during which it is not asked again (calls fail, or fall back
+    # to pgboss, at once); the first call after that re-probes it with one bounded health check.
+    "TEMPORAL_REPROBE_SECONDS": 10.0,
     # Temporal activity heartbeat timeout: how fast a dead Temporal worker is detected, in seconds.
     "TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS": 10.0,
 }

@@ -3,7 +3,8 @@
 The seed's columns are kept as declared, so a job's timing, attempts, progress and payload live in its metadata:
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
-`singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`. Runs the library schedules
+`singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`, `fallbackReason` (a job Temporal could
+not be reached to start, run on pgboss instead). Runs the library schedules
 itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
@@ -32,6 +33,7 @@ RESERVED_METADATA_KEYS = frozenset(
         "workerId",
         "cancelReason",
         "timeoutMs",
+        "fallbackReason",
     }
 )
 

@@ -107,6 +107,18 @@ def record_queued(
     )
 
 
+def record_withdrawn(tenant: uuid.UUID, job_id: uuid.UUID, *, runner_type: RunnerType, cursor=None) -> int:
+    """Remove a row that is still `pending` (its backend never accepted the job) so another backend can record
+    the job under the same id; 0 when it is no longer pending (cancelled meanwhile, say)."""
+    return _execute(
+        """DELETE FROM jobs WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending'
+               AND runner_type = %(runner_type)s
+               AND NOT EXISTS (SELECT 1 FROM job_details d WHERE d.tenant = %(tenant)s AND d.job_id = %(job_id)s)""",
+        {"tenant": tenant, "job_id": job_id, "runner_type": str(runner_type)},
+        cursor,
+    )
+
+
 # -- an attempt starts ------------------------------------------------------------------------------------------
 
 #: `src` rows: (tenant, job_id, attempt). Parameter: %(worker_id)s.

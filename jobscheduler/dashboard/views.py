@@ -23,6 +23,7 @@ from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
 from ..conf import setting
+from ..exceptions import RunnerUnavailable
 from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
 from ..registry import JobHandlerRegistry
@@ -261,10 +262,16 @@ class CancelJobView(ActionView):
         job = self.get_job(job_id)
         if job.is_finished:
             messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
-        elif actions.cancel(job):
-            messages.success(request, f"Cancelled job {job.job_id}.")
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
+        try:
+            cancelled = actions.cancel(job)
+        except RunnerUnavailable as exc:
+            messages.error(request, f"Job {job.job_id} could not be cancelled: {exc}")
         else:
-            messages.error(request, f"Job {job.job_id} could not be cancelled.")
+            if cancelled:
+                messages.success(request, f"Cancelled job {job.job_id}.")
+            else:
+                messages.error(request, f"Job {job.job_id} could not be cancelled.")
         return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
 
 
@@ -307,6 +314,8 @@ class BulkActionView(ActionView):
         if action == "cancel":
             outcome = actions.cancel_many(jobs)
             messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
+            if outcome.unreachable:
+                messages.error(request, outcome.unreachable_message())
         else:
             outcome = actions.retry_many(jobs)
             messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
@@ -320,6 +329,16 @@ class ScheduleActionView(ActionView):
         if self.tenant is None:
             raise Http404("No such schedule")
         schedule = get_object_or_404(Schedule, tenant=self.tenant, id=schedule_id)
+        if action not in ("pause", "resume", "run"):
+            raise Http404("No such action")
+        try:
+            self.act(schedule, action)
+        except RunnerUnavailable as exc:
+            messages.error(request, f"Schedule {schedule.key}: nothing was done: {exc}")
+        return self.redirect_back(reverse("jobscheduler:schedules"))
+
+    def act(self, schedule: Schedule, action: str) -> None:
+        request = self.request
         if action in ("pause", "resume"):
             actions.set_paused(schedule, action == "pause")
             messages.success(
@@ -331,9 +350,6 @@ class ScheduleActionView(ActionView):
                 messages.error(request, f"Schedule {schedule.key} could not be run.")
             else:
                 messages.success(request, f"Schedule {schedule.key} started job {new_id}.")
-        else:
-            raise Http404("No such action")
-        return self.redirect_back(reverse("jobscheduler:schedules"))
 
 
 def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:

@@ -6,6 +6,7 @@ transaction commits, and its NOTIFY (the workers' wake-up) is only delivered at 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from .. import tracking, validation
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..registry import JobHandlerRegistry
-from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status
+from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, load_status
 from ..states import RunnerType
 from . import sql
 from .connection import django_prepared_cursor
@@ -123,26 +124,57 @@ class PgBossJobRunner(JobRunner):
             singleton_key=singleton_key,
             schedule_id=schedule_id,
         )
-        job_id = new_id()
-        args = (
-            job_name,
-            [tenant],
-            [job_id],
-            [meta],
-            user,
-            priority,
-            run_at,
-            spec.retry.max_attempts,
-            singleton_key,
+        job_id = self._insert_one(
+            job_name, tenant, new_id(), meta, user, priority, run_at, spec.retry.max_attempts, singleton_key
         )
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def take_over(self, handover: HandOver) -> ScheduleJobResult:
+        """Run on pgboss a job another backend could not be reached to start (Temporal, with
+        JOB_RUNNER_FALLBACK_TO_PGBOSS): its pending row is replaced by a pgboss one with the same id, payload and metadata, plus
+        `fallbackReason`. A job cancelled while pending stays cancelled and is not enqueued."""
+        job = handover.job
+        meta = json.loads(job.metadata_json)
+        meta["fallbackReason"] = handover.reason
+        max_attempts = meta.get("maxAttempts") or JobHandlerRegistry.get(job.type).retry.max_attempts
+        with transaction.atomic():
+            if not tracking.record_withdrawn(job.tenant, job.job_id, runner_type=handover.from_runner):
+                return ScheduleJobResult(job_id=str(job.job_id), external_id=None)
+            job_id = self._insert_one(
+                job.type,
+                job.tenant,
+                job.job_id,
+                json.dumps(meta, separators=(",", ":")),
+                job.user_id,
+                int(meta.get("priority") or 0),
+                handover.run_at,
+                max_attempts,
+                handover.singleton_key,
+            )
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def _insert_one(
+        self,
+        job_name: str,
+        tenant: uuid.UUID,
+        job_id: uuid.UUID,
+        meta: str,
+        user: uuid.UUID,
+        priority: int,
+        run_at: datetime | None,
+        max_attempts: int,
+        singleton_key: str | None,
+    ) -> uuid.UUID:
+        """Enqueue one job; with a singleton key held by a live job, that job's id instead."""
+        args = (job_name, [tenant], [job_id], [meta], user, priority, run_at, max_attempts, singleton_key)
         # One statement, atomic on its own: no savepoint round trips on the hot path.
         if not self._insert(*args) and singleton_key is not None:
             existing = self._find_singleton(tenant, singleton_key)
             if existing is None:  # the live one finished in between: this one takes its place
                 self._insert(*args)
             else:
-                job_id = existing
-        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+                return existing
+        return job_id
 
     @staticmethod
     def _insert(

@@ -14,6 +14,7 @@ from django.utils import timezone as dj_timezone
 
 from ..ids import parse_uuid
 from ..states import RunnerType
+from ..tracking import NewJob
 from ..validation import system_metadata
 
 
@@ -44,6 +45,18 @@ class JobStatusInfo:
         return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOver:
+    """A job one backend recorded (`pending`, payload and metadata included) but could not start because it is
+    unreachable, for another backend to run under the same id (the Temporal -> pgboss fallback)."""
+
+    job: NewJob
+    from_runner: RunnerType
+    singleton_key: str | None
+    run_at: datetime | None
+    reason: str
+
+
 class JobRunner(abc.ABC):
     """Schedules, inspects and cancels jobs on one backend.
 
@@ -59,6 +72,16 @@ class JobRunner(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most runners hold nothing to release
         """Release what the runner holds (connections, threads); the runner is not used afterwards."""
+
+    def backend(self, runner_type: str) -> JobRunner | None:
+        """The runner this one uses for jobs and schedules recorded with `runner_type`; None when it has none
+        (the fallback runner holds one of each)."""
+        return self if runner_type == self.runner_type else None
+
+    def ensure_reachable(self) -> JobRunner:
+        """This runner, or RunnerUnavailable when its backend does not answer (pgboss is the site's own
+        database: always this runner)."""
+        return self
 
     @abc.abstractmethod
     def schedule_job(
