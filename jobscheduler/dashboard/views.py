@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +27,7 @@ from ..exceptions import RunnerUnavailable
 from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
 from ..registry import JobHandlerRegistry
+from ..runners.health import health_report
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
@@ -233,6 +234,17 @@ class WorkersView(DashboardMixin, TemplateView):
             for w in workers
         ]
         return context
+
+
+class HealthView(LoginRequiredMixin, PermissionRequiredMixin, View):
+    """`health_report()` as JSON: 200 when healthy, 503 when not. Site-wide, not tenant-scoped (like the
+    workers page): it names job names and task queues, never a tenant's jobs."""
+
+    permission_required = VIEW_PERMISSION
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        report = health_report()
+        return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
 
 
 class ActionView(DashboardMixin, View):

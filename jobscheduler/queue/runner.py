@@ -16,15 +16,19 @@ from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from .. import tracking, validation
+from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..registry import JobHandlerRegistry
-from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, load_status
+from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_status
 from ..states import RunnerType
 from . import sql
 from .connection import django_prepared_cursor
 from .cron import next_tick
 from .enqueue import enqueue
+
+#: Ready jobs read at most when looking for unserved job names (see sql.UNSERVED).
+QUEUE_SCAN_LIMIT = 10_000
 
 
 class PgBossJobRunner(JobRunner):
@@ -312,10 +316,32 @@ class PgBossJobRunner(JobRunner):
             cur.execute(sql.CANCEL_RUNNING, params)
             return cur.fetchone() is not None
 
-    def is_healthy(self) -> bool:
+    def is_reachable(self) -> bool:
         try:
             with connection.cursor() as cur:
                 cur.execute("SELECT 1")
                 return cur.fetchone() == (1,)
         except Exception:
             return False
+
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Job names with ready jobs and no live worker (heartbeat younger than WORKER_EXPIRY_SECONDS) serving
+        them; see sql.UNSERVED."""
+        with connection.cursor() as cur:
+            cur.execute(
+                sql.UNSERVED,
+                {"expiry_seconds": float(setting("WORKER_EXPIRY_SECONDS")), "scan_limit": QUEUE_SCAN_LIMIT},
+            )
+            rows = cur.fetchall()
+        return [
+            UnservedQueue(
+                runner_type=self.runner_type,
+                queue=name,
+                waiting=waiting,
+                fix=(
+                    "start `python manage.py runjobworker` on this database with this handler registered "
+                    f"(without --jobs, or with --jobs {name})"
+                ),
+            )
+            for name, waiting in rows
+        ]

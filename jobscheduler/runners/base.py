@@ -57,6 +57,37 @@ class HandOver:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnservedQueue:
+    """Work that waits where no live worker takes it: its jobs stay `queued` until someone starts one."""
+
+    runner_type: RunnerType
+    #: pgboss: a job name (pgboss workers serve job names); Temporal: a task queue.
+    queue: str
+    #: Jobs waiting there (pgboss: ready jobs, counted among the first QUEUE_SCAN_LIMIT; Temporal: the server's
+    #: approximate backlog of workflow and activity tasks).
+    waiting: int
+    #: What to run to serve it.
+    fix: str
+
+    @property
+    def message(self) -> str:
+        what = "task queue" if self.runner_type == RunnerType.TEMPORAL else "job"
+        return (
+            f"No live {self.runner_type} worker serves {what} {self.queue!r} "
+            f"({self.waiting} waiting): {self.fix}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runner_type": str(self.runner_type),
+            "queue": self.queue,
+            "waiting": self.waiting,
+            "fix": self.fix,
+            "message": self.message,
+        }
+
+
 class JobRunner(abc.ABC):
     """Schedules, inspects and cancels jobs on one backend.
 
@@ -130,8 +161,18 @@ class JobRunner(abc.ABC):
     @abc.abstractmethod
     def cancel_job(self, job_id: Any, tenant_id: Any) -> bool: ...
 
+    def is_healthy(self) -> bool:
+        """The backend answers and no waiting work lacks a live worker (see `unserved_queues`)."""
+        return self.is_reachable() and not self.unserved_queues()
+
     @abc.abstractmethod
-    def is_healthy(self) -> bool: ...
+    def is_reachable(self) -> bool:
+        """Whether the backend answers (pgboss: the database; Temporal: its frontend)."""
+
+    @abc.abstractmethod
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Where jobs wait that no live worker serves: a job there stays `queued` forever until one starts.
+        Empty when the backend cannot be asked (see `is_reachable`)."""
 
     @abc.abstractmethod
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:

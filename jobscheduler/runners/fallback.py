@@ -20,7 +20,7 @@ from ..ids import parse_uuid
 from ..queue.runner import PgBossJobRunner
 from ..states import RunnerType
 from ..temporal.runner import TemporalJobRunner
-from .base import JobRunner, JobStatusInfo, ScheduleJobResult, load_job
+from .base import JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_job
 
 
 class FallbackJobRunner(JobRunner):
@@ -124,10 +124,14 @@ class FallbackJobRunner(JobRunner):
     def _schedule_run_now(self, schedule: Any) -> ScheduleJobResult:
         return self.backend(schedule.runner_type)._schedule_run_now(schedule)
 
-    def is_healthy(self) -> bool:
-        """Temporal's health while it answers; pgboss's while jobs fall back to it (a degraded site still runs
-        its jobs: `fallback_active` says it is degraded)."""
-        return self.temporal.is_healthy() or self.pgboss.is_healthy()
+    def is_reachable(self) -> bool:
+        """Temporal answers, or (while jobs fall back to it) pgboss does: a degraded site still runs its jobs,
+        and `fallback_active` says it is degraded."""
+        return self.temporal.probe() or self.pgboss.is_reachable()
+
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Temporal's task queue when nobody polls it, and job names of fallen-back jobs no pgboss worker serves."""
+        return [*self.temporal.unserved_queues(), *self.pgboss.unserved_queues()]
 
     def close(self) -> None:
         self.temporal.close()

@@ -25,12 +25,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
@@ -59,6 +62,7 @@ from ..runners.base import (
     JobRunner,
     JobStatusInfo,
     ScheduleJobResult,
+    UnservedQueue,
     load_job,
     status_from_record,
 )
@@ -73,6 +77,9 @@ logger = logging.getLogger("jobscheduler.runners")
 T = TypeVar("T")
 
 RUNNER_TYPE = RunnerType.TEMPORAL
+#: A worker that polled a task queue this recently is live: Temporal's long poll lasts about a minute, so a live
+#: idle worker polls at least that often, while the server keeps listing a stopped one for minutes.
+POLLER_LIVE_SECONDS = 90.0
 STARTED_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.ACTIVE)
 SINGLETON_CLOSE_WAIT_SECONDS = 5.0  # a singleton whose record is final gets this long to close its workflow
 
@@ -252,14 +259,66 @@ class TemporalJobRunner(JobRunner):
             raise RunnerUnavailable(self.unreachable_reason or f"Temporal at {self.address} is unreachable")
         return self
 
-    def is_healthy(self) -> bool:
+    def is_reachable(self) -> bool:
         return self.probe()
 
     async def ais_healthy(self) -> bool:
         try:
-            return await self._arpc(self._probe())
+            return await self._arpc(self._probe()) and not await self._arpc(self._unserved())
         except Exception:
             return False
+
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """This runner's task queue when no live worker polls it for workflow or for activity tasks (every job
+        started there would wait forever); empty while Temporal is unreachable."""
+        try:
+            return self._rpc(self._unserved())
+        except RunnerUnavailable:
+            return []
+
+    async def _unserved(self) -> list[UnservedQueue]:
+        if self._down is not None:
+            return []
+        try:
+            client = await self._client_ready()
+            described = [
+                await client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=self.namespace,
+                        task_queue=TaskQueue(name=self.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                        task_queue_type=kind,
+                        report_stats=True,
+                    ),
+                    timeout=timedelta(seconds=self.rpc_timeout_seconds),
+                )
+                for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+            ]
+        except (RPCError, RunnerUnavailable) as exc:
+            if is_unreachable(exc):
+                self._went_down(exc)
+            return []
+        now = dj_timezone.now()
+        live = [
+            any(
+                (now - p.last_access_time.ToDatetime(tzinfo=UTC)).total_seconds() < POLLER_LIVE_SECONDS
+                for p in d.pollers
+            )
+            for d in described
+        ]
+        if all(live):
+            return []
+        return [
+            UnservedQueue(
+                runner_type=RUNNER_TYPE,
+                queue=self.task_queue,
+                waiting=sum(d.stats.approximate_backlog_count for d in described),
+                fix=(
+                    f"start `python manage.py runjobworker --backend temporal` with TEMPORAL_JOB_TASK_QUEUE="
+                    f"{self.task_queue} (scheduler and workers must use the same task queue, TEMPORAL_ADDRESS "
+                    f"{self.address} and TEMPORAL_NAMESPACE {self.namespace})"
+                ),
+            )
+        ]
 
     # -- one-off jobs -------------------------------------------------------------------------------------------
 

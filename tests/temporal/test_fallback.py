@@ -12,7 +12,7 @@ from jobscheduler.exceptions import RunnerUnavailable
 from jobscheduler.runners.factory import JobRunnerFactory
 from jobscheduler.temporal.runner import TemporalJobRunner
 
-from .conftest import free_port
+from .conftest import free_port, wait_until
 
 pytestmark = [pytest.mark.temporal, pytest.mark.django_db]
 
@@ -66,6 +66,7 @@ def test_reachable_temporal_gives_the_temporal_runner(temporal_address, task_que
         temporal = JobRunnerFactory.for_runner_type("temporal")
         assert isinstance(temporal, TemporalJobRunner) and temporal.address == temporal_address
         assert runner.runner_type == "temporal"
+        wait_until(lambda: not runner.unserved_queues(), timeout=15)  # the session worker's first polls
         assert runner.fallback_active is False and runner.is_healthy()
     JobRunnerFactory.reset()  # closes the runner's loop thread
     assert not any(t.name == "jobscheduler-temporal" and t.is_alive() for t in threading.enumerate())
