@@ -224,6 +224,18 @@ def test_e010_numbers(settings):
     assert ours(checks.check_settings()) == []
 
 
+def test_e010_the_temporal_reprobe_cool_down_may_be_zero_but_not_negative(settings):
+    settings.JOBSCHEDULER = {"TEMPORAL_REPROBE_SECONDS": -1}
+    assert [(m[0], m[1]) for m in ours(checks.check_settings())] == [
+        (
+            "jobscheduler.E010",
+            'JOBSCHEDULER["TEMPORAL_REPROBE_SECONDS"] must be a number of at least 0, got -1.',
+        )
+    ]
+    settings.JOBSCHEDULER = {"TEMPORAL_REPROBE_SECONDS": 0}
+    assert ours(checks.check_settings()) == []
+
+
 def test_e011_flags_e012_uuids_e013_retry_e014_redact_keys(settings):
     settings.JOBSCHEDULER = {
         "REQUIRE_TENANT": "yes",
