@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,6 +104,21 @@ class JobRunner(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most runners hold nothing to release
         """Release what the runner holds (connections, threads); the runner is not used afterwards."""
+
+    #: Set (by the fallback) on a backend that records a job before it can start it (Temporal): called with a
+    #: job the backend could not be reached to start, instead of recording it failed; gives the caller's result.
+    on_unreachable: Callable[[HandOver], ScheduleJobResult | None] | None = None
+
+    @property
+    def unreachable_reason(self) -> str | None:
+        """Why the backend was last found unreachable; None while it answers (pgboss: the site's own database,
+        never tracked)."""
+        return None
+
+    def take_over(self, handover: HandOver) -> ScheduleJobResult | None:
+        """Run a job another backend recorded but could not start, under the same id; None when this backend
+        does not take jobs over (only pgboss does: it is the fallback)."""
+        return None
 
     def backend(self, runner_type: str) -> JobRunner | None:
         """The runner this one uses for jobs and schedules recorded with `runner_type`; None when it has none

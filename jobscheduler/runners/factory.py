@@ -22,12 +22,12 @@ from ..exceptions import RunnerUnavailable
 from ..extras import Extra, require
 from ..states import RunnerType
 from .base import JobRunner
+from .fallback import FallbackJobRunner
 
 RUNNER_CLASSES = {
     RunnerType.PGBOSS: "jobscheduler.queue.runner.PgBossJobRunner",
     RunnerType.TEMPORAL: "jobscheduler.temporal.runner.TemporalJobRunner",
 }
-FALLBACK_CLASS = "jobscheduler.runners.fallback.FallbackJobRunner"
 
 
 class JobRunnerFactory:
@@ -76,7 +76,8 @@ class JobRunnerFactory:
         kind = _kind(env_setting("JOB_RUNNER_TYPE"))
         if kind == RunnerType.TEMPORAL and env_setting("JOB_RUNNER_FALLBACK_TO_PGBOSS"):
             require(Extra.TEMPORAL)
-            return import_string(FALLBACK_CLASS).start()
+            temporal = import_string(RUNNER_CLASSES[RunnerType.TEMPORAL])()
+            return FallbackJobRunner.start(temporal, import_string(RUNNER_CLASSES[RunnerType.PGBOSS])())
         return cls._connect(kind)
 
     @staticmethod

@@ -17,23 +17,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..ids import parse_uuid
-from ..queue.runner import PgBossJobRunner
 from ..states import RunnerType
-from ..temporal.runner import TemporalJobRunner
 from .base import JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_job
 
 
 class FallbackJobRunner(JobRunner):
-    def __init__(self, temporal: TemporalJobRunner, pgboss: PgBossJobRunner) -> None:
+    """Holds the two backends' runners (made by the factory: this layer imports no backend)."""
+
+    def __init__(self, temporal: JobRunner, pgboss: JobRunner) -> None:
         self.temporal = temporal
         self.pgboss = pgboss
         temporal.on_unreachable = pgboss.take_over
 
     @classmethod
-    def start(cls) -> FallbackJobRunner:
-        """Both runners, with Temporal probed once (bounded) so an outage at start-up is logged and shown."""
-        runner = cls(TemporalJobRunner(), PgBossJobRunner())
-        runner.temporal.probe()
+    def start(cls, temporal: JobRunner, pgboss: JobRunner) -> FallbackJobRunner:
+        """The fallback over both runners, with Temporal probed once (bounded) so an outage at start-up is
+        logged and shown at once."""
+        runner = cls(temporal, pgboss)
+        temporal.is_reachable()
         return runner
 
     # -- which backend ------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class FallbackJobRunner(JobRunner):
     def is_reachable(self) -> bool:
         """Temporal answers, or (while jobs fall back to it) pgboss does: a degraded site still runs its jobs,
         and `fallback_active` says it is degraded."""
-        return self.temporal.probe() or self.pgboss.is_reachable()
+        return self.temporal.is_reachable() or self.pgboss.is_reachable()
 
     def unserved_queues(self) -> list[UnservedQueue]:
         """Temporal's task queue when nobody polls it, and job names of fallen-back jobs no pgboss worker serves."""

@@ -134,9 +134,9 @@ class TemporalJobRunner(JobRunner):
         self._client: Awaitable[Client] | None = None
         #: (monotonic time, reason) of the last failure to reach Temporal; None while it answers.
         self._down: tuple[float, str] | None = None
-        #: Set by the factory when JOB_RUNNER_FALLBACK_TO_PGBOSS is on: runs a job Temporal could not be reached
-        #: to start (instead of recording it failed) and gives the caller's result.
-        self.on_unreachable: Callable[[HandOver], ScheduleJobResult] | None = None
+        #: Set by the fallback (JOB_RUNNER_FALLBACK_TO_PGBOSS): runs a job Temporal could not be reached to
+        #: start (instead of recording it failed) and gives the caller's result.
+        self.on_unreachable: Callable[[HandOver], ScheduleJobResult | None] | None = None
 
     # -- connection ---------------------------------------------------------------------------------------------
 
@@ -560,7 +560,7 @@ class TemporalJobRunner(JobRunner):
         if started.error is not None and self.on_unreachable is not None and is_unreachable(started.error):
             run_at = dj_timezone.now() + plan.start_delay if plan.start_delay else None
             reason = self.unreachable_reason or self._went_down(started.error)
-            return self.on_unreachable(
+            taken = self.on_unreachable(
                 HandOver(
                     job=job,
                     from_runner=RUNNER_TYPE,
@@ -569,6 +569,8 @@ class TemporalJobRunner(JobRunner):
                     reason=reason,
                 )
             )
+            if taken is not None:
+                return taken
         if started.error is not None:
             error = f"Temporal refused to start the job at {self.address}: {started.error}"
             tracking.record_finished(
