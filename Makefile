@@ -44,6 +44,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Ours and every peer on a throw-away PostgreSQL 15, one table with ratios (docs/performance.md).
+## The peers run in their own virtualenv, .bench-venv, which the bench builds from bench/peers/requirements.txt.
+## BENCH_SMOKE=1 for a run of a few minutes; BENCH_PEERS="pgqueuer chancy" to choose peers.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
