@@ -48,9 +48,17 @@ FROM pg_stat_user_tables s
 """
 
 
+#: Autovacuum workers running now: their WAL would be counted against the jobs of the phase measured.
+AUTOVACUUM_SQL = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+
+
 class Db:
+    """The bench's observer connection: polls, checks and counters, never part of what is measured."""
+
     def __init__(self, url: str) -> None:
         self.conn = psycopg.connect(url, autocommit=True)
+        # Keep the observer's own statements out of the statement log the profiles read.
+        self.conn.execute("SET log_min_duration_statement = -1")
 
     def scalar(self, sql: str, params: Any = None) -> Any:
         return self.conn.execute(sql, params).fetchone()[0]
@@ -82,7 +90,16 @@ class Db:
         }
 
     def counters(self) -> tuple:
-        """Snapshot of COUNTERS_SQL; pg_stat_database lags by up to a stats flush, so sleep a moment first."""
+        """Snapshot of COUNTERS_SQL once the server is quiet.
+
+        Backends publish their statistics at most once a second, so this waits a little over that, and for
+        running autovacuum workers to finish (up to 60 s). The driver's own Django connection is asked to
+        publish at once (pg_stat_force_next_flush), as the enqueue phases run on it.
+        """
+        _flush_django()
+        deadline = time.monotonic() + 60
+        while self.scalar(AUTOVACUUM_SQL) and time.monotonic() < deadline:
+            time.sleep(0.5)
         time.sleep(1.1)
         return self.row(COUNTERS_SQL)
 
@@ -118,3 +135,11 @@ class Db:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _flush_django() -> None:
+    from django.db import connection
+
+    if connection.connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_force_next_flush()")

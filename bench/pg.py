@@ -152,13 +152,13 @@ def settings(port: int) -> dict[str, str]:
         "wal_level",
     )
     with psycopg.connect(dsn(port), autocommit=True) as conn:
-        rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(names)])
-        return dict(rows.fetchall())
+        return {name: conn.execute("SELECT current_setting(%s)", [name]).fetchone()[0] for name in names}
 
 
 def set_system(port: int, name: str, value: str | None) -> None:
     """ALTER SYSTEM + reload: used only around the profiling drain (statement logging), never timed runs."""
     with psycopg.connect(dsn(port), autocommit=True) as conn:
+        conn.execute("SET log_min_duration_statement = -1")  # not in the statement log being collected
         if value is None:
             conn.execute(f"ALTER SYSTEM RESET {name}")
         else:

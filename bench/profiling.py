@@ -114,26 +114,36 @@ def _profiled_drain(cfg: Config, db: Db, n: int, spy_args: list[str], label: str
     return out
 
 
-def top_functions(raw: Path, limit: int = 20) -> dict[str, list[tuple[str, float]]]:
-    """Self and inclusive shares per function from py-spy's collapsed-stack (raw) output."""
+def top_functions(raw: Path, limit: int = 20) -> dict[str, Any]:
+    """Self and inclusive shares per function from py-spy's collapsed-stack (raw) output.
+
+    Samples taken while the process was still importing (a worker's start-up) are counted apart: on a short
+    smoke-size drain they would otherwise be most of the profile.
+    """
     self_t: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = startup = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         k = int(count)
-        total += k
         frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if any("<frozen importlib._bootstrap" in f for f in frames):
+            startup += k
+            continue
+        total += k
         if frames:
             self_t[frames[-1]] += k
         for f in set(frames):
             incl[f] += k
     if not total:
-        return {"self": [], "inclusive": [], "samples": 0}
-    pct = lambda c: [(f, round(100.0 * v / total, 1)) for f, v in c.most_common(limit)]  # noqa: E731
-    return {"self": pct(self_t), "inclusive": pct(incl), "samples": total}
+        return {"self": [], "inclusive": [], "samples": 0, "startup_samples": startup}
+
+    def shares(counter: collections.Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100.0 * v / total, 1)) for f, v in counter.most_common(limit)]
+
+    return {"self": shares(self_t), "inclusive": shares(incl), "samples": total, "startup_samples": startup}
 
 
 LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")

@@ -1,8 +1,9 @@
 """`make bench`: our workloads and the peers', same definitions, same PostgreSQL 15, one table with ratios.
 
 One invocation starts a throw-away PostgreSQL cluster, runs our side in this process (.venv) through the
-public API, then every peer in BENCH_PEERS in the bench virtualenv (bench/peers/), with Redis or a Temporal
-dev server around the peers that need one, stops everything it started, and prints the table.
+public API and every peer in BENCH_PEERS in the bench virtualenv (bench/peers/), each peer between the
+workloads of ours it is compared with (see run_ours), with Redis or a Temporal dev server around the peers
+that need one, stops everything it started, and prints the table.
 
 Sizes come from the environment (see bench/config.py): BENCH_SMOKE=1 for a quick run, BENCH_N (20,000),
 BENCH_CONCURRENCY (100), BENCH_SCALE_FINISHED / BENCH_SCALE_QUEUED (1,000,000 / 100,000), BENCH_MEM_N
@@ -88,8 +89,15 @@ def _git_state() -> str:
     )
 
 
-def run_ours(cfg: config.Config, phase: Phases, cluster: pg.Cluster) -> dict[str, Any]:
-    """Workloads (a)-(e) on our system; every figure lands in one dict."""
+def run_ours(
+    cfg: config.Config, phase: Phases, cluster: pg.Cluster, run_peers: Callable[[list[str]], None]
+) -> dict[str, Any]:
+    """Our workloads, with the peers run in between: each ratio's two halves are measured minutes apart.
+
+    The machine is noisy, so the queue peers run right after our enqueue, drain and latency phases, and
+    bare Temporal right after our Temporal backend; the workloads with no peer (profile, scale, memory,
+    dashboard) come last. Every figure of ours lands in one dict.
+    """
     from bench import dashboard_bench, profiling, scale, temporal_bench, workloads
     from bench.db import Db
 
@@ -135,6 +143,10 @@ def run_ours(cfg: config.Config, phase: Phases, cluster: pg.Cluster) -> dict[str
     if "latency" in cfg.workloads:
         ours["latency"] = phase("latency", lambda: workloads.latency(cfg, db)) or {}
         phase("clean", db.clean)
+    run_peers([p for p in cfg.peers if p != "temporal"])
+    if "temporal" in cfg.workloads:
+        out["temporal"] = phase("temporal backend", lambda: temporal_bench.run(cfg, db))
+    run_peers(["temporal"])
     if "profile" in cfg.workloads:
         out["profile"] = phase(
             "profile: enqueue and drain (py-spy + statement log)",
@@ -149,8 +161,6 @@ def run_ours(cfg: config.Config, phase: Phases, cluster: pg.Cluster) -> dict[str
         out["memory"] = phase(
             f"memory: one worker over {cfg.mem_n} jobs", lambda: scale.memory(cfg, db, cfg.mem_n)
         )
-    if "temporal" in cfg.workloads:
-        out["temporal"] = phase("temporal backend", lambda: temporal_bench.run(cfg, db))
     db.close()
     if "dashboard" in cfg.workloads:
         out["dashboard"] = phase(
@@ -173,12 +183,6 @@ def save(result: dict[str, Any], text: str) -> None:
     print(f"\nresults: {config.RESULTS_DIR}/bench-{stamp}.json and .md (also latest.*)")
 
 
-def save_partial(result: dict[str, Any]) -> None:
-    """Our figures on disk before the peers' half hour starts, so a crash there loses nothing of ours."""
-    config.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (config.RESULTS_DIR / "ours-partial.json").write_text(json.dumps(result, indent=2, default=str))
-
-
 def main() -> int:
     try:
         cfg = config.load()
@@ -190,20 +194,26 @@ def main() -> int:
     cluster = pg.Cluster(cfg.pg_port)
     result: dict[str, Any] = {"config": cfg.__dict__ | {"workloads": sorted(cfg.workloads)}, "errors": errors}
     try:
-        cluster.start()
+        try:
+            cluster.start()
+        except pg.ServerError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
         result["machine"] = machine(cfg)
         url = cfg.database_url
         pg.recreate_db(cfg.pg_port, cfg.db_name)
         djsetup.migrate(url)
         djsetup.setup(url)
-        result["ours"] = run_ours(cfg, phase, cluster)
-        save_partial(result)
-        from django.db import connections
+        launch.reset()
+        peers: dict[str, Any] = {}
+        result["peers"] = peers
 
-        connections.close_all()
-        pg.drop_db(cfg.pg_port, cfg.db_name)  # the peers get the cluster's memory and disk to themselves
-        if "peers" in cfg.workloads:
-            result["peers"] = phase("peers", lambda: launch.run(cfg.peers, errors)) or {}
+        def run_peers(names: list[str]) -> None:
+            names = [p for p in names if p in cfg.peers]
+            if names and "peers" in cfg.workloads:
+                peers.update(phase(f"peers: {' '.join(names)}", lambda: launch.run(names, errors)) or {})
+
+        result["ours"] = run_ours(cfg, phase, cluster, run_peers)
     finally:
         procs.stop_all()
         cluster.stop()

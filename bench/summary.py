@@ -169,7 +169,10 @@ def _profile(ours: dict[str, Any]) -> list[str]:
         out.append(f"- profiled drain ({fmt(d.get('jobs_per_s'))} jobs/s), per job: {_cost(per)}")
     spy = p.get("py_spy") or {}
     if spy.get("self"):
-        out.append(f"  - drain py-spy ({spy['samples']} samples), top self time:")
+        out.append(
+            f"  - drain py-spy ({spy['samples']} samples after start-up, {spy.get('startup_samples', 0)} "
+            "while importing), top self time:"
+        )
         out.extend(f"    - {pct}% {fn}" for fn, pct in spy["self"][:10])
         out.append("  - top inclusive:")
         out.extend(f"    - {pct}% {fn}" for fn, pct in spy["inclusive"][:12])

@@ -47,9 +47,6 @@ def run(peers: list[str], errors: list[str]) -> dict[str, Any]:
     inside a driver is in that peer's own JSON.
     """
     python = venv.ensure()
-    OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.json"):
-        old.unlink()
     for name in peers:
         t = time.monotonic()
         print(f"[peers] {name}", flush=True)
@@ -62,6 +59,13 @@ def run(peers: list[str], errors: list[str]) -> dict[str, Any]:
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
         print(f"[peers] {name} done in {time.monotonic() - t:.0f}s", flush=True)
     return read(OUT)
+
+
+def reset() -> None:
+    """Forget the previous run's results (a run reads back every JSON in the folder)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()
 
 
 def _server_for(needs: str | None) -> contextlib.AbstractContextManager[Any]:
