@@ -218,6 +218,7 @@ def main() -> int:
         procs.stop_all()
         cluster.stop()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    result.setdefault("machine", {})["loadavg_at_end"] = os.getloadavg()
     text = render(result)
     print("\n" + text)
     save(result, text)

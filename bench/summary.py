@@ -10,9 +10,13 @@ from bench.report import fastest, fmt, metrics, notes, ratio_line, table
 def _machine(m: dict[str, Any]) -> str:
     pgs = m.get("postgres") or {}
     pg_text = ", ".join(f"{k}={v}" for k, v in sorted(pgs.items()) if k != "server_version")
+    loads = " → ".join(
+        "/".join(f"{x:.1f}" for x in m[key]) for key in ("loadavg_at_start", "loadavg_at_end") if m.get(key)
+    )
     return (
         f"Machine: {m.get('host')}, {m.get('cpus')} vCPU, {m.get('mem_gib')} GiB, Python {m.get('python')}, "
-        f"PostgreSQL {pgs.get('server_version')} ({pg_text}); load at start {m.get('loadavg_at_start')}; code: {m.get('git')}"
+        f"PostgreSQL {pgs.get('server_version')} ({pg_text}); load averages (1/5/15 min) at start → end "
+        f"{loads}; code: {m.get('git')}"
     )
 
 
