@@ -67,10 +67,10 @@ class Cluster:
         return self.root / "postgres.log"
 
     def start(self) -> None:
-        if not (PG_BIN / "initdb").exists():
-            raise ServerError(f"no initdb in {PG_BIN}: install postgresql-15 or set PG_BIN")
         if port_open(self.port):
             raise ServerError(f"127.0.0.1:{self.port} is already in use: set BENCH_PG_PORT to a free port")
+        if not (PG_BIN / "initdb").exists():
+            raise ServerError(f"no initdb in {PG_BIN}: install postgresql-15 or set PG_BIN")
         as_user = _as_user()
         self.root = Path(tempfile.mkdtemp(prefix=f"jobscheduler-bench-pg-{self.port}-"))
         if as_user:
