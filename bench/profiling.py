@@ -93,8 +93,13 @@ def enqueue_profile(cfg: Config, db: Db, n: int, pg_log: Path) -> dict[str, Any]
     return out
 
 
-def _profiled_drain(cfg: Config, db: Db, n: int, spy_args: list[str], label: str) -> dict[str, Any]:
-    """Drain N jobs with py-spy attached to the worker for its whole life."""
+def _profiled_drain(
+    cfg: Config, db: Db, n: int, spy_args: list[str], label: str, trace: bool = False
+) -> dict[str, Any]:
+    """Drain N jobs with py-spy attached to the worker for its whole life (and the server tracing, if asked).
+
+    The jobs are enqueued before the tracing starts, so the statement log holds the drain's statements only.
+    """
     db.clean()
     workloads.enqueue_bulk(n, cfg.bulk_chunk)
     env = procs.worker_env(cfg.database_url)
@@ -109,7 +114,8 @@ def _profiled_drain(cfg: Config, db: Db, n: int, spy_args: list[str], label: str
         finally:
             procs.stop(worker)
 
-    out, out["per_job"] = costs(db, n, drain)
+    with server_tracing(cfg.pg_port) if trace else contextlib.nullcontext():
+        out, out["per_job"] = costs(db, n, drain)
     db.clean()
     return out
 
@@ -190,8 +196,9 @@ def run(cfg: Config, db: Db, n: int, pg_log: Path) -> dict[str, Any]:
     out["enqueue"] = enqueue_profile(cfg, db, n, pg_log)
     raw = RESULTS_DIR / "profile.raw.txt"
     offset = pg_log.stat().st_size
-    with server_tracing(cfg.pg_port):
-        out["drain_raw"] = _profiled_drain(cfg, db, n, ["--format", "raw", "-o", str(raw)], "profile-raw")
+    out["drain_raw"] = _profiled_drain(
+        cfg, db, n, ["--format", "raw", "-o", str(raw)], "profile-raw", trace=True
+    )
     if raw.exists():
         out["py_spy"] = top_functions(raw)
     out["statements"] = statements(pg_log, offset)
