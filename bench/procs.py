@@ -23,6 +23,7 @@ def worker_env(database_url: str, extra: dict[str, str] | None = None) -> dict[s
         {
             "DATABASE_URL": database_url,
             "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DEBUG": "false",  # the example site's default is on; production workers run without it
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
