@@ -93,3 +93,7 @@ class ExtraNotInstalled(JobSchedulerError, ImportError):
             f"The {extra} backend needs the {package} package, which is not installed: "
             f"pip install 'django-jobscheduler[{extra}]'"
         )
+
+
+class MetricsUnavailable(JobSchedulerError):
+    """prometheus-client is not installed: install the metrics extra (pip install "django-jobscheduler[metrics]")."""

@@ -235,7 +235,7 @@ def _claim_one(raw, until: datetime | None, names: list[str] | None) -> Attempt 
         row = cur.fetchone()
     if row is None:
         return None
-    job_id, tenant, name, attempt_no, max_attempts, token, data = row
+    job_id, tenant, name, attempt_no, max_attempts, token, data, _lag = row
     return Attempt(
         job_id=job_id,
         tenant=tenant,

@@ -35,15 +35,6 @@ WHERE heartbeat_at >= now() - make_interval(secs => %(expiry)s)
 ORDER BY id
 """
 
-#: Leases the maintenance rescued (the worker died or stalled) in the last RESCUE_WINDOW_SECONDS.
-RESCUED_SQL = """
-SELECT count(*) FROM job_details
-WHERE step_name = 'execution_failed' AND result->>'errorType' = 'LeaseExpired'
-  AND processed_at >= now() - make_interval(secs => %(window)s)
-"""
-
-RESCUE_WINDOW_SECONDS = 3600
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueState:
@@ -87,9 +78,3 @@ def live_workers() -> list[LiveWorker]:
             )
             for wid, backend, host, names in cursor.fetchall()
         ]
-
-
-def rescued_leases() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(RESCUED_SQL, {"window": RESCUE_WINDOW_SECONDS})
-        return int(cursor.fetchone()[0])

@@ -8,4 +8,5 @@ app_name = "jobscheduler-monitoring"
 
 urlpatterns = [
     path("health/", views.HealthView.as_view(), name="health"),
+    path("metrics/", views.MetricsView.as_view(), name="metrics"),
 ]

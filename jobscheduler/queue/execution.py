@@ -44,6 +44,10 @@ class Attempt:
     token: uuid.UUID
     data: Any
     deadline: float = 0.0
+    #: time.monotonic() when it was claimed, for its run time.
+    started: float = 0.0
+    #: time.monotonic() when its outcome was decided.
+    ended: float = 0.0
     ctx: QueueJobContext | None = None
     thread: threading.Thread | None = None
     loop: asyncio.AbstractEventLoop | None = None

@@ -18,6 +18,7 @@ from ..conf import setting
 from ..exceptions import InvalidSchedule
 from ..ids import new_id
 from ..registry import JobHandlerRegistry
+from ..telemetry import metrics
 from . import sql
 from .cron import next_tick
 from .enqueue import enqueue
@@ -97,6 +98,7 @@ def rescue(conn: psycopg.Connection) -> int:
                 outcome,
                 extra={"action": "rescue", "job_id": str(job_id), "outcome": outcome},
             )
+            metrics.observe_rescued(outcome)
         total += len(rows)
         if len(rows) < RESCUE_BATCH:
             return total

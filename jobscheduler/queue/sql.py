@@ -75,11 +75,13 @@ WITH src AS (
         FOR UPDATE SKIP LOCKED
     ) ready
     WHERE q.job_id = ready.job_id
-    RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token
+    RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token,
+              extract(epoch FROM now() - q.run_at)::float8 AS lag
 )"""
     + STARTED_SQL
     + """
-SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text
+SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text,
+       src.lag
 FROM src JOIN started USING (job_id)
 """
 )

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from ..context import JobContext, activate, deactivate
 from ..exceptions import JobHandlerNotFound, JobTimeout
 from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
 from ..states import Outcome
+from ..telemetry import metrics
 from . import records
 from .inputs import (
     ACTIVITY_CREATE,
@@ -168,10 +170,16 @@ class JobActivities:
         if data is None:
             return None  # cancelled before this attempt began, or the record is gone: nothing to run
         outcome = _AttemptOutcome(req, attempt)
+        metrics.observe_start(
+            queue=info.task_queue,
+            job_type=req.job_name,
+            tenant=req.tenant,
+            lag_seconds=(info.started_time - info.current_attempt_scheduled_time).total_seconds(),
+        )
         try:
             spec = JobHandlerRegistry.get(req.job_name)
         except JobHandlerNotFound as exc:
-            await self.db(records.end_attempt, outcome.failed(exc, retryable=False))
+            await self._end(outcome, outcome.failed(exc, retryable=False))
             raise outcome.error(exc, retryable=False) from None
 
         loop = asyncio.get_running_loop()
@@ -219,12 +227,23 @@ class JobActivities:
             ctx.mark_cancelled()  # our deadline passed while the handler still runs
             timeout = JobTimeout(f"Attempt exceeded its timeout of {outcome.req.timeout_ms} ms")
             return await self._failed(outcome, timeout)
-        await self.db(records.end_attempt, outcome.completed(result))
+        await self._end(outcome, outcome.completed(result))
         return _json_safe(result)
+
+    async def _end(self, outcome: _AttemptOutcome, ended: tracking.AttemptOutcome) -> None:
+        """Record how the attempt ended and, once the record took it, count it in this worker's metrics."""
+        if await self.db(records.end_attempt, ended):
+            metrics.observe_end(
+                queue=outcome.task_queue,
+                job_type=outcome.req.job_name,
+                tenant=outcome.req.tenant,
+                outcome=ended.outcome,
+                duration_seconds=time.monotonic() - outcome.started,
+            )
 
     async def _failed(self, outcome: _AttemptOutcome, exc: BaseException) -> Any:
         retryable = outcome.policy.is_retryable(exc)
-        await self.db(records.end_attempt, outcome.failed(exc, retryable=retryable))
+        await self._end(outcome, outcome.failed(exc, retryable=retryable))
         raise outcome.error(exc, retryable=retryable) from exc
 
     async def _cancelled(self, outcome: _AttemptOutcome, ctx: TemporalJobContext, running: Any) -> Any:
@@ -236,7 +255,7 @@ class JobActivities:
         details = activity.cancellation_details()
         if details is not None and details.worker_shutdown:
             exc = WorkerShutdown("The worker shut down during the attempt")
-            await self.db(records.end_attempt, outcome.failed(exc, retryable=True))
+            await self._end(outcome, outcome.failed(exc, retryable=True))
             raise asyncio.CancelledError()
         if details is None or not details.cancel_requested:
             # Temporal already gave up on this attempt (timed out / unknown): the next attempt records it.
@@ -244,10 +263,10 @@ class JobActivities:
         try:
             result = await asyncio.wait_for(asyncio.shield(running), CANCEL_GRACE_SECONDS)
         except Exception as exc:
-            await self.db(records.end_attempt, outcome.cancelled(str(exc)))
+            await self._end(outcome, outcome.cancelled(str(exc)))
             raise asyncio.CancelledError() from None
         # The handler finished its work despite the request: the honest record is "completed".
-        await self.db(records.end_attempt, outcome.completed(result))
+        await self._end(outcome, outcome.completed(result))
         return _json_safe(result)
 
 
@@ -260,6 +279,9 @@ class _AttemptOutcome:
         self.tenant_uuid = uuid.UUID(req.tenant)
         self.job_uuid = uuid.UUID(req.job_id)
         self.policy = _policy(req.retry)
+        self.task_queue = activity.info().task_queue
+        #: time.monotonic() at the attempt's start, for its run time.
+        self.started = time.monotonic()
 
     def _outcome(self, kind: str, **kw: Any) -> tracking.AttemptOutcome:
         return tracking.AttemptOutcome(
