@@ -277,3 +277,60 @@ class QueueJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.job_id}"
+
+
+class AuditSource(models.TextChoices):
+    """Where an operator acted from."""
+
+    DASHBOARD = "dashboard"
+    ADMIN = "admin"
+    CLI = "cli"
+
+
+class AuditAction(models.TextChoices):
+    CANCEL = "cancel"
+    RETRY = "retry"
+    BULK_CANCEL = "bulk_cancel"
+    BULK_RETRY = "bulk_retry"
+    PAUSE_SCHEDULE = "pause_schedule"
+    RESUME_SCHEDULE = "resume_schedule"
+    RUN_SCHEDULE = "run_schedule"
+
+
+class AuditEntry(models.Model):
+    """One operator action (an addition to the seed's tables): who, when, from where, what and on how many.
+
+    Written by `jobscheduler.audit` in the same code path as the action, for the dashboard, the admin and the
+    command line alike; never changed afterwards. `tenant` scopes it like the jobs it acted on (one entry per
+    tenant when a bulk action spans several); it may be None for an action on something no tenant owns.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    tenant = models.UUIDField(null=True, blank=True)
+    at = models.DateTimeField(db_default=Now())
+    #: The operator's user name (dashboard, admin) or login name on the machine (command line).
+    actor = models.CharField(max_length=255)
+    #: The Django user's primary key, when there is one.
+    actor_id = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=16, choices=AuditSource.choices)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    #: What it acted on, as an operator reads it: a job id, a schedule key, "3 jobs".
+    target = models.CharField(max_length=255, blank=True, default="")
+    #: The job of a single-job action (bulk actions list theirs in detail["jobIds"]).
+    job_id = models.UUIDField(null=True, blank=True)
+    #: How many it applied to.
+    count = models.IntegerField(default=0)
+    #: What else an operator needs: jobIds, skipped, newJobId(s), scheduleId.
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "jobscheduler_audit"
+        ordering = ("-at",)
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["tenant", "-at"], name="jobsched_audit_tenant_at_idx"),
+            models.Index(fields=["tenant", "job_id"], name="jobsched_audit_job_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

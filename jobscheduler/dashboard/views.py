@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -22,10 +23,12 @@ from django.views import View
 from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
+from .. import audit
+from ..audit import Actor
 from ..conf import setting
 from ..exceptions import RunnerUnavailable
 from ..ids import parse_uuid
-from ..models import Job, JobStatus, Schedule, Worker
+from ..models import AuditSource, Job, JobStatus, Schedule, Worker
 from ..registry import JobHandlerRegistry
 from ..runners.health import health_report
 from . import actions, metrics, queries
@@ -46,6 +49,9 @@ from .scope import (
 from .tables import JobTable
 
 PER_PAGE_CHOICES = (25, 50, 100)
+AUDIT_PER_PAGE = 50
+#: The job page shows this job's latest operator actions (the audit page has them all).
+AUDIT_ON_JOB_PAGE = 20
 
 
 class TenantScopedMixin:
@@ -173,6 +179,7 @@ class JobDetailView(DashboardMixin, TemplateView):
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
             can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
             is_live=not job.is_finished,
+            audit_entries=list(audit.for_job(self.tenant, job.job_id)[:AUDIT_ON_JOB_PAGE]),
         )
         return context
 
@@ -199,6 +206,19 @@ class SchedulesView(DashboardMixin, TemplateView):
             rows=[(s, last_jobs.get(s.last_job_id)) for s in schedules],
             can_change=self.request.user.has_perm(SCHEDULE_PERMISSION),
         )
+        return context
+
+
+class AuditView(DashboardMixin, TemplateView):
+    """The tenant's operator actions, newest first."""
+
+    template_name = "jobscheduler/audit.html"
+    section = "audit"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        paginator = Paginator(audit.for_tenant(self.tenant), AUDIT_PER_PAGE)
+        context["page"] = paginator.get_page(self.request.GET.get("page"))
         return context
 
 
@@ -260,6 +280,10 @@ class ActionView(DashboardMixin, View):
             target = fallback
         return HttpResponseRedirect(target)
 
+    @property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request, AuditSource.DASHBOARD)
+
     def get_job(self, job_id: uuid.UUID) -> Job:
         job = queries.job_for_tenant(self.tenant, job_id)
         if job is None:
@@ -276,7 +300,7 @@ class CancelJobView(ActionView):
             messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
             return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
         try:
-            cancelled = actions.cancel(job)
+            cancelled = actions.cancel(job, actor=self.actor)
         except RunnerUnavailable as exc:
             messages.error(request, f"Job {job.job_id} could not be cancelled: {exc}")
         else:
@@ -292,7 +316,7 @@ class RetryJobView(ActionView):
 
     def post(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         job = self.get_job(job_id)
-        new_id = actions.retry(job)
+        new_id = actions.retry(job, actor=self.actor)
         if new_id is None:
             messages.warning(
                 request, f"Job {job.job_id} is still running; only finished jobs can be retried."
@@ -324,12 +348,12 @@ class BulkActionView(ActionView):
             messages.warning(request, "No jobs selected.")
             return self.redirect_back(fallback)
         if action == "cancel":
-            outcome = actions.cancel_many(jobs)
+            outcome = actions.cancel_many(jobs, actor=self.actor)
             messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
             if outcome.unreachable:
                 messages.error(request, outcome.unreachable_message())
         else:
-            outcome = actions.retry_many(jobs)
+            outcome = actions.retry_many(jobs, actor=self.actor)
             messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
         return self.redirect_back(fallback)
 
@@ -352,12 +376,12 @@ class ScheduleActionView(ActionView):
     def act(self, schedule: Schedule, action: str) -> None:
         request = self.request
         if action in ("pause", "resume"):
-            actions.set_paused(schedule, action == "pause")
+            actions.set_paused(schedule, action == "pause", actor=self.actor)
             messages.success(
                 request, f"Schedule {schedule.key} {'paused' if action == 'pause' else 'resumed'}."
             )
         elif action == "run":
-            new_id = actions.run_now(schedule)
+            new_id = actions.run_now(schedule, actor=self.actor)
             if new_id is None:
                 messages.error(request, f"Schedule {schedule.key} could not be run.")
             else:
