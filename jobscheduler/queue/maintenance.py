@@ -20,6 +20,7 @@ from ..ids import new_id
 from ..registry import JobHandlerRegistry
 from ..telemetry import metrics
 from . import sql
+from .connection import behind_transaction_pooler
 from .cron import next_tick
 from .enqueue import enqueue
 from .periodic import PeriodicThread
@@ -55,8 +56,11 @@ class Maintenance(PeriodicThread):
 
 
 def _limit_idle_transactions(conn: psycopg.Connection) -> None:
-    # A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long.
-    conn.execute("SET idle_in_transaction_session_timeout = '5s'")
+    """A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long. Behind a
+    transaction pooler the session setting would stay on a shared server connection (and end the site's own
+    idle transactions): there the pooler's `idle_transaction_timeout` does this job (docs/operations.md)."""
+    if not behind_transaction_pooler():
+        conn.execute("SET idle_in_transaction_session_timeout = '5s'")
 
 
 def run_pass(conn: psycopg.Connection, *, scheduler: bool = True, prune: bool = True) -> dict[str, int]:
