@@ -4,7 +4,8 @@ The seed's columns are kept as declared, so a job's timing, attempts, progress a
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
 `singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`, `fallbackReason` (a job Temporal could
-not be reached to start, run on pgboss instead). Runs the library schedules
+not be reached to start, run on pgboss instead), `traceparent` and `tracestate` (the enqueuing trace context,
+when OpenTelemetry is configured). Runs the library schedules
 itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
@@ -34,6 +35,9 @@ RESERVED_METADATA_KEYS = frozenset(
         "cancelReason",
         "timeoutMs",
         "fallbackReason",
+        # The enqueue's trace context (telemetry/tracing.py), continued by each attempt's span.
+        "traceparent",
+        "tracestate",
     }
 )
 

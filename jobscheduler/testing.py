@@ -235,7 +235,7 @@ def _claim_one(raw, until: datetime | None, names: list[str] | None) -> Attempt 
         row = cur.fetchone()
     if row is None:
         return None
-    job_id, tenant, name, attempt_no, max_attempts, token, data, _lag = row
+    job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate = row
     return Attempt(
         job_id=job_id,
         tenant=tenant,
@@ -244,6 +244,7 @@ def _claim_one(raw, until: datetime | None, names: list[str] | None) -> Attempt 
         max_attempts=max_attempts,
         token=token,
         data=data,
+        trace={"traceparent": traceparent, "tracestate": tracestate},
     )
 
 

@@ -131,7 +131,8 @@ started AS (
             || CASE WHEN j.metadata ? 'startedAt' THEN '{}'::jsonb ELSE jsonb_build_object('startedAt', now()) END
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
-    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data
+    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data,
+              j.metadata ->> 'traceparent' AS traceparent, j.metadata ->> 'tracestate' AS tracestate
 ),
 started_step AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,

@@ -81,7 +81,7 @@ class Producer:
             while self._retry_wakes and self._retry_wakes[0] <= now:
                 heapq.heappop(self._retry_wakes)
         self.maybe_ready = len(rows) == limit
-        for _job_id, tenant, name, *_rest, lag in rows:
+        for _job_id, tenant, name, _attempt, _max, _token, _data, lag, *_trace in rows:
             metrics.observe_start(queue=name, job_type=name, tenant=tenant, lag_seconds=lag)
         return [
             Attempt(
@@ -93,8 +93,9 @@ class Producer:
                 token=token,
                 data=data,
                 started=now,
+                trace={"traceparent": traceparent, "tracestate": tracestate},
             )
-            for job_id, tenant, name, attempt_no, max_attempts, token, data, _lag in rows
+            for job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate in rows
         ]
 
     def note_ready(self) -> None:

@@ -22,6 +22,7 @@ from ..models import Schedule
 from ..registry import JobHandlerRegistry
 from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_status
 from ..states import RunnerType
+from ..telemetry import tracing
 from . import sql
 from .connection import django_prepared_cursor
 from .cron import next_tick
@@ -81,12 +82,29 @@ class PgBossJobRunner(JobRunner):
         run_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[ScheduleJobResult]:
-        """Enqueue many jobs of one name in one round trip; all are validated before any is written."""
+        """Enqueue many jobs of one name in one round trip; all are validated before any is written. One
+        enqueue span covers the batch; every job carries its context."""
+        with tracing.enqueue_span(
+            queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS, count=len(items)
+        ) as (trace, _span):
+            return self._write_many(job_name, items, tenant_id, user_id, priority, run_at, metadata, trace)
+
+    def _write_many(
+        self,
+        job_name: str,
+        items: Sequence[dict[str, Any]],
+        tenant_id: Any,
+        user_id: Any,
+        priority: int,
+        run_at: datetime | None,
+        metadata: dict[str, Any] | None,
+        trace: dict[str, str],
+    ) -> list[ScheduleJobResult]:
         spec = JobHandlerRegistry.get(job_name)
         if run_at is not None:
             validation.check_run_at(run_at)
         priority = validation.check_priority(priority)
-        extra = validation.encode_metadata(metadata)
+        extra = {**validation.encode_metadata(metadata), **trace}
         user = validation.resolve_user(user_id)
         tenants, metas = [], []
         for data in items:
@@ -114,6 +132,38 @@ class PgBossJobRunner(JobRunner):
         *,
         schedule_id: uuid.UUID | None = None,
     ) -> ScheduleJobResult:
+        with tracing.enqueue_span(queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS) as (
+            trace,
+            span,
+        ):
+            result = self._write_one(
+                job_name,
+                data,
+                run_at,
+                tenant_id,
+                user_id,
+                singleton_key,
+                priority,
+                metadata,
+                schedule_id,
+                trace,
+            )
+            tracing.set_job_id(span, result.job_id)
+            return result
+
+    def _write_one(
+        self,
+        job_name: str,
+        data: Any,
+        run_at: datetime | None,
+        tenant_id: Any,
+        user_id: Any,
+        singleton_key: str | None,
+        priority: int,
+        metadata: dict[str, Any] | None,
+        schedule_id: uuid.UUID | None,
+        trace: dict[str, str],
+    ) -> ScheduleJobResult:
         spec = JobHandlerRegistry.get(job_name)
         text = validation.encode_data(data)
         tenant = validation.resolve_tenant(tenant_id, data)
@@ -122,7 +172,7 @@ class PgBossJobRunner(JobRunner):
         singleton_key = validation.check_singleton_key(singleton_key)
         meta = tracking.build_metadata(
             text,
-            extra=validation.encode_metadata(metadata),
+            extra={**validation.encode_metadata(metadata), **trace},
             max_attempts=spec.retry.max_attempts,
             priority=priority,
             singleton_key=singleton_key,

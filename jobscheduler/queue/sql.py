@@ -81,7 +81,7 @@ WITH src AS (
     + STARTED_SQL
     + """
 SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text,
-       src.lag
+       src.lag, started.traceparent, started.tracestate
 FROM src JOIN started USING (job_id)
 """
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import json
 import logging
 import threading
@@ -28,8 +30,8 @@ from .. import tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import JobHandlerNotFound, JobTimeout
 from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
-from ..states import Outcome
-from ..telemetry import metrics
+from ..states import Outcome, RunnerType
+from ..telemetry import metrics, tracing
 from . import records
 from .inputs import (
     ACTIVITY_CREATE,
@@ -166,10 +168,24 @@ class JobActivities:
     async def run_job(self, req: AttemptInput) -> Any:
         info = activity.info()
         attempt = info.attempt
-        data = await self.db(records.begin_attempt, req.tenant, req.job_id, attempt, self.worker_id)
-        if data is None:
+        begun = await self.db(records.begin_attempt, req.tenant, req.job_id, attempt, self.worker_id)
+        if begun is None:
             return None  # cancelled before this attempt began, or the record is gone: nothing to run
-        outcome = _AttemptOutcome(req, attempt)
+        data, meta = begun
+        with tracing.attempt_span(
+            carrier=meta,
+            queue=info.task_queue,
+            job_type=req.job_name,
+            job_id=req.job_id,
+            attempt=attempt,
+            backend=RunnerType.TEMPORAL,
+        ) as span:
+            outcome = _AttemptOutcome(req, attempt, span)
+            return await self._run(req, info, attempt, data, outcome)
+
+    async def _run(
+        self, req: AttemptInput, info: Any, attempt: int, data: Any, outcome: _AttemptOutcome
+    ) -> Any:
         metrics.observe_start(
             queue=info.task_queue,
             job_type=req.job_name,
@@ -200,7 +216,9 @@ class JobActivities:
             data=data,
         )
         timeout_s = req.timeout_ms / 1000
-        running = loop.run_in_executor(self._handlers, _call_handler, spec, ctx, timeout_s)
+        # In a copy of this context, so the handler's own spans are children of the attempt's span.
+        in_context = functools.partial(contextvars.copy_context().run, _call_handler, spec, ctx, timeout_s)
+        running = loop.run_in_executor(self._handlers, in_context)
         beat = asyncio.create_task(_heartbeat(progress, req.heartbeat_timeout_ms / 4000))
         self.running.add(req.job_id)
         try:
@@ -231,7 +249,10 @@ class JobActivities:
         return _json_safe(result)
 
     async def _end(self, outcome: _AttemptOutcome, ended: tracking.AttemptOutcome) -> None:
-        """Record how the attempt ended and, once the record took it, count it in this worker's metrics."""
+        """Record how the attempt ended and, once the record took it, count it in this worker's metrics and
+        mark the attempt's span."""
+        failed = ended.outcome in (Outcome.FAILED, Outcome.RETRY)
+        tracing.end_attempt(outcome.span, ended.outcome, ended.error if failed else None)
         if await self.db(records.end_attempt, ended):
             metrics.observe_end(
                 queue=outcome.task_queue,
@@ -273,8 +294,10 @@ class JobActivities:
 class _AttemptOutcome:
     """Builds the tracking Outcome (and the Temporal error) of one attempt."""
 
-    def __init__(self, req: AttemptInput, attempt: int) -> None:
+    def __init__(self, req: AttemptInput, attempt: int, span: Any = None) -> None:
         self.req = req
+        #: The attempt's span (None without OpenTelemetry).
+        self.span = span
         self.attempt = attempt
         self.tenant_uuid = uuid.UUID(req.tenant)
         self.job_uuid = uuid.UUID(req.job_id)

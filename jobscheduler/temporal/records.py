@@ -65,8 +65,11 @@ def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> 
         Schedule.objects.filter(pk=schedule.pk).update(last_run_at=tick, last_job_id=job_id)
 
 
-def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dict[str, Any] | None:
-    """Record `execution_started` and return the payload; None when the job is gone or already final.
+def begin_attempt(
+    tenant: str, job_id: str, attempt: int, worker_id: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Record `execution_started` and return the payload and the job's metadata (for its trace context);
+    None when the job is gone or already final.
 
     When the previous attempt started but never recorded its end, its worker died or Temporal timed it out:
     that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`.
@@ -97,7 +100,7 @@ def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dic
             return None
         tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
         data = job.meta.get("data")
-        return data if isinstance(data, dict) else {}
+        return (data if isinstance(data, dict) else {}), job.meta
 
 
 def end_attempt(outcome: tracking.AttemptOutcome) -> bool:

@@ -67,6 +67,7 @@ from ..runners.base import (
     status_from_record,
 )
 from ..states import Outcome, RunnerType
+from ..telemetry import tracing
 from . import records
 from .client import connect_client
 from .inputs import SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
@@ -431,13 +432,46 @@ class TemporalJobRunner(JobRunner):
         run_at: datetime | None = None,
         schedule_id: uuid.UUID | None = None,
     ) -> _JobPlan:
-        """Validate everything (nothing is written yet) and decide the job's ids."""
+        """Validate everything (nothing is written yet) and decide the job's ids, inside the enqueue span whose
+        context the job carries (the span covers the plan, not the start call that follows)."""
+        with tracing.enqueue_span(queue=self.task_queue, job_type=job_name, backend=RunnerType.TEMPORAL) as (
+            trace,
+            span,
+        ):
+            plan = self._plan_traced(
+                job_name,
+                data,
+                tenant_id,
+                user_id,
+                singleton_key,
+                priority,
+                metadata,
+                run_at,
+                schedule_id,
+                trace,
+            )
+            tracing.set_job_id(span, plan.new_job.job_id)
+            return plan
+
+    def _plan_traced(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        tenant_id: Any,
+        user_id: Any,
+        singleton_key: str | None,
+        priority: int,
+        metadata: dict[str, Any] | None,
+        run_at: datetime | None,
+        schedule_id: uuid.UUID | None,
+        trace: dict[str, str],
+    ) -> _JobPlan:
         spec = JobHandlerRegistry.get(job_name)
         data_json = validation.encode_data(data)
         tenant = validation.resolve_tenant(tenant_id, data)
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
-        extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms}
+        extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms, **trace}
         job_id = new_id()
         meta_json = tracking.build_metadata(
             data_json,
