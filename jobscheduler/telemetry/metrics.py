@@ -6,21 +6,18 @@ the database instead (`jobscheduler.monitoring.prometheus`), so every web proces
 
 An outcome is counted once it is recorded (a stale attempt, whose outcome the record refused, is not). Labels are
 bounded: the queue, the job type (registered handler names) and the outcome; a tenant label only with
-METRICS_TENANT_LABEL. prometheus-client is optional (the `metrics` extra); without it nothing is measured.
+METRICS_TENANT_LABEL. prometheus-client is optional (the `metrics` extra); a process counts once `enable()` (or
+`serve()`, which `--metrics-port` calls) ran, and never imports it otherwise.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
 
 from ..conf import setting
 from ..exceptions import MetricsUnavailable
-
-try:
-    import prometheus_client
-except ImportError:  # the `metrics` extra is not installed: every observation is a no-op
-    prometheus_client = None
 
 #: Seconds; from a fast handler to a long report, and a queue lag from "at once" to "an hour behind".
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -35,6 +32,7 @@ class _Instruments:
     METRICS_TENANT_LABEL when they are made, so a process's series keep one shape."""
 
     def __init__(self) -> None:
+        prometheus_client = importlib.import_module("prometheus_client")
         self.with_tenant = bool(setting("METRICS_TENANT_LABEL"))
         labels = ("queue", "type", "tenant") if self.with_tenant else ("queue", "type")
         self.jobs = prometheus_client.Counter(
@@ -64,18 +62,21 @@ class _Instruments:
         return (queue, job_type, str(tenant or "")) if self.with_tenant else (queue, job_type)
 
 
-def _get() -> _Instruments | None:
+def enable() -> None:
+    """Count in this process, into prometheus-client's default registry (`serve()` does it; call it yourself
+    to expose that registry your own way). Until then every observation is a no-op, so a process that exposes
+    no metrics never imports prometheus-client (half a second of start-up)."""
     global _instruments
-    if prometheus_client is None:
-        return None
     with _lock:
         if _instruments is None:
-            _instruments = _Instruments()
-    return _instruments
+            try:
+                _instruments = _Instruments()
+            except ImportError:
+                raise MetricsUnavailable() from None
 
 
 def observe_start(*, queue: str, job_type: str, tenant: uuid.UUID | str | None, lag_seconds: float) -> None:
-    instruments = _get()
+    instruments = _instruments
     if instruments is not None:
         instruments.lag.labels(*instruments.values(queue, job_type, tenant)).observe(max(lag_seconds, 0.0))
 
@@ -83,7 +84,7 @@ def observe_start(*, queue: str, job_type: str, tenant: uuid.UUID | str | None, 
 def observe_end(
     *, queue: str, job_type: str, tenant: uuid.UUID | str | None, outcome: str, duration_seconds: float
 ) -> None:
-    instruments = _get()
+    instruments = _instruments
     if instruments is not None:
         values = (*instruments.values(queue, job_type, tenant), str(outcome))
         instruments.jobs.labels(*values).inc()
@@ -91,14 +92,12 @@ def observe_end(
 
 
 def observe_rescued(outcome: str) -> None:
-    instruments = _get()
+    instruments = _instruments
     if instruments is not None:
         instruments.rescued.labels(str(outcome)).inc()
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Expose this process's metrics on http://addr:port/metrics (a daemon thread)."""
-    if prometheus_client is None:
-        raise MetricsUnavailable()
-    _get()  # the families exist from the first scrape on
-    prometheus_client.start_http_server(port, addr=addr)
+    enable()  # the families exist from the first scrape on
+    importlib.import_module("prometheus_client").start_http_server(port, addr=addr)

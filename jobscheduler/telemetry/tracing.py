@@ -5,28 +5,35 @@ The enqueuing code's trace context travels inside the job, as the W3C `tracepare
 trace of the request that scheduled it. Attributes follow OpenTelemetry's messaging semantic conventions:
 the enqueue is a PRODUCER span `send <queue>`, each attempt a CONSUMER span `process <queue>`.
 
-opentelemetry-api is optional, and without an SDK configured by the site its tracer makes non-recording spans:
-nothing is exported and no `traceparent` is written (an invalid context injects nothing).
+opentelemetry-api is optional. Without an SDK configured by the site nothing happens: when the process never
+imported opentelemetry no span is made at all, and when it did without an SDK the API's tracer makes
+non-recording spans with an invalid context, which injects no `traceparent`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from collections.abc import Iterator, Mapping
+from types import ModuleType
 from typing import Any
-
-try:
-    from opentelemetry import propagate, trace
-except ImportError:  # opentelemetry-api is not installed: tracing is off
-    trace = None
 
 #: The metadata keys that carry the trace context (reserved: a caller's metadata may not set them).
 CARRIER_KEYS = ("traceparent", "tracestate")
 SYSTEM = "jobscheduler"
 
 
-def _tracer():
-    return trace.get_tracer("jobscheduler")
+def _otel() -> tuple[ModuleType, ModuleType] | None:
+    """opentelemetry's `trace` and `propagate` when the process has imported opentelemetry, else None.
+
+    A site that configured an SDK has imported it; one that did not has nothing to export to, so it is never
+    imported here (its import costs half a second, which neither a worker's start-up nor a first request
+    should pay)."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    return trace, importlib.import_module("opentelemetry.propagate")
 
 
 @contextlib.contextmanager
@@ -35,9 +42,11 @@ def enqueue_span(
 ) -> Iterator[tuple[dict[str, str], Any]]:
     """Around one enqueue (or one batch of `count`): yields the carrier to store in each job's metadata and
     the span (None without opentelemetry), on which the caller sets the job id once it is known."""
-    if trace is None:
+    api = _otel()
+    if api is None:
         yield {}, None
         return
+    trace, propagate = api
     attributes: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": "send",
@@ -48,7 +57,7 @@ def enqueue_span(
     }
     if count != 1:
         attributes["messaging.batch.message_count"] = count
-    with _tracer().start_as_current_span(
+    with trace.get_tracer("jobscheduler").start_as_current_span(
         f"send {queue}", kind=trace.SpanKind.PRODUCER, attributes=attributes
     ) as span:
         carrier: dict[str, str] = {}
@@ -73,11 +82,13 @@ def attempt_span(
 ) -> Iterator[Any]:
     """Around one attempt: a CONSUMER span, child of the enqueue whose context `carrier` holds (a new trace
     when the job carries none). The handler runs inside it, so its own spans are children of the attempt."""
-    if trace is None:
+    api = _otel()
+    if api is None:
         yield None
         return
+    trace, propagate = api
     parent = propagate.extract({k: str(v) for k, v in (carrier or {}).items() if k in CARRIER_KEYS and v})
-    with _tracer().start_as_current_span(
+    with trace.get_tracer("jobscheduler").start_as_current_span(
         f"process {queue}",
         context=parent,
         kind=trace.SpanKind.CONSUMER,
@@ -103,4 +114,5 @@ def end_attempt(span: Any, outcome: str, error: str | None = None) -> None:
         return
     span.set_attribute("jobscheduler.outcome", str(outcome))
     if error is not None:
+        trace = _otel()[0]
         span.set_status(trace.Status(trace.StatusCode.ERROR, error))

@@ -17,9 +17,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def exporter():
-    memory = spans.in_memory()
-    memory.clear()
-    return memory
+    with spans.in_memory() as memory:
+        yield memory
+
+
+def test_without_an_sdk_nothing_is_carried(tenant, fast_settings):
+    job_id = JobRunnerFactory.get_instance().schedule_job("t.echo", {}, tenant_id=tenant).job_id
+    assert "traceparent" not in Job.objects.get(job_id=job_id).metadata
 
 
 def hex_id(value: int, width: int) -> str:

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
-_memory: InMemorySpanExporter | None = None
 
-
-def in_memory() -> InMemorySpanExporter:
-    """The test process's exporter (a process has one tracer provider, so it is made once)."""
-    global _memory
-    if _memory is None:
-        _memory = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_memory))
-        trace.set_tracer_provider(provider)
-    return _memory
+@contextlib.contextmanager
+def in_memory() -> Iterator[InMemorySpanExporter]:
+    """An SDK exporting to memory for the block, then no SDK again, so the rest of the suite runs untraced
+    (its jobs carry no traceparent). OpenTelemetry lets a process set its provider once; resetting it is what
+    opentelemetry-python's own test utilities do (`reset_trace_globals`), written out here."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace.set_tracer_provider(provider)
+    try:
+        yield exporter
+    finally:
+        provider.shutdown()
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace._TRACER_PROVIDER = None
 
 
 def export_to_file(path: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from jobscheduler.registry import JobHandlerRegistry, RetryPolicy
+from jobscheduler.telemetry import metrics
 
 from .conftest import wait_for_status
 
@@ -19,6 +20,7 @@ def sample(name: str, **labels: str) -> float | None:
 
 
 def test_outcomes_run_time_and_lag_are_counted(runner, job_name, tenant, task_queue):
+    metrics.enable()  # as --metrics-port does in a worker process
     ok, failing = f"{job_name}.ok", f"{job_name}.fail"
     JobHandlerRegistry.register(ok, lambda job_id, data: time.sleep(0.3))
 

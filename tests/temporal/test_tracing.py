@@ -15,9 +15,13 @@ from .conftest import wait_for_status, wait_until
 pytestmark = [pytest.mark.temporal, pytest.mark.django_db(transaction=True)]
 
 
-def test_attempt_spans_are_children_of_the_enqueue(runner, job_name, tenant, task_queue):
-    exporter = spans.in_memory()
-    exporter.clear()
+@pytest.fixture
+def exporter():
+    with spans.in_memory() as memory:
+        yield memory
+
+
+def test_attempt_spans_are_children_of_the_enqueue(runner, job_name, tenant, task_queue, exporter):
     calls = []
 
     def handler(job_id, data):
