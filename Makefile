@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test test-fast lint format bench clean chromium
+.PHONY: install run test test-fast lint format bench soak clean chromium
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	$(BIN)/ruff check --quiet .
 	JOBSCHEDULER_DATA_DIR=$${JOBSCHEDULER_DATA_DIR:-.testdata} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The soak, not in CI: mixed workload and periodic faults for SOAK_MINUTES (default 30), reports as it runs.
+soak: $(STAMP)
+	JOBSCHEDULER_DATA_DIR=$${JOBSCHEDULER_DATA_DIR:-.testdata} $(BIN)/python -m pytest -s -q -p no:randomly tests/acceptance/soak.py
 
 ## Debian's Chromium for the browser tests (tests/dashboard/test_browser.py), installed only when missing.
 chromium:
