@@ -19,6 +19,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 
 from ..conf import env_setting, setting
+from ..runners.base import UnservedQueue
 from ..runners.factory import JobRunnerFactory
 from ..states import RunnerType
 from . import queues
@@ -52,15 +53,16 @@ class QueueHealth:
 class TemporalHealth:
     reachable: bool
     task_queue: str
+    #: Temporal workers heartbeating in the workers table (for information: Temporal's pollers decide).
     live_workers: int
+    #: Task queues no worker polls, as Temporal itself reports them (the runner's `unserved_queues()`).
+    unserved: tuple[UnservedQueue, ...] = ()
 
     @property
     def problems(self) -> list[str]:
         if not self.reachable:
             return [f"Temporal at {env_setting('TEMPORAL_ADDRESS')} does not answer"]
-        if not self.live_workers:
-            return [f"Temporal task queue {self.task_queue}: no live worker polls it"]
-        return []
+        return [queue.message for queue in self.unserved]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +109,7 @@ class SiteHealth:
                 "reachable": self.temporal.reachable,
                 "task_queue": self.temporal.task_queue,
                 "live_workers": self.temporal.live_workers,
+                "polled": self.temporal.reachable and not self.temporal.unserved,
             },
         }
 
@@ -144,23 +147,28 @@ def site_health() -> SiteHealth:
         by_backend[str(worker.backend)].append(worker.id)
     temporal = None
     if str(env_setting("JOB_RUNNER_TYPE")).strip().lower() == RunnerType.TEMPORAL:
+        reachable, unserved = _temporal_state()
         temporal = TemporalHealth(
-            reachable=_temporal_reachable(),
+            reachable=reachable,
             task_queue=str(env_setting("TEMPORAL_JOB_TASK_QUEUE")),
             live_workers=len(by_backend[RunnerType.TEMPORAL]),
+            unserved=unserved,
         )
     return SiteHealth(database=True, queues=queue_health, workers=by_backend, temporal=temporal)
 
 
-def _temporal_reachable() -> bool:
-    """The factory hands the pgboss runner back when Temporal is down and the fallback is on: that is an
+def _temporal_state() -> tuple[bool, tuple[UnservedQueue, ...]]:
+    """Whether Temporal answers, and its task queues no worker polls (Temporal's own pollers, through the
+    runner's `unserved_queues()`). A runner that is not Temporal's (the factory's pgboss fallback) means an
     unreachable Temporal too."""
     try:
         runner = JobRunnerFactory.for_runner_type(RunnerType.TEMPORAL)
-        return runner.runner_type == RunnerType.TEMPORAL and runner.is_healthy()
+        if runner.runner_type != RunnerType.TEMPORAL or not runner.is_reachable():
+            return False, ()
+        return True, tuple(q for q in runner.unserved_queues() if q.runner_type == RunnerType.TEMPORAL)
     except Exception as exc:  # a runner that cannot be built is an unreachable Temporal, reported not raised
         logger.warning("Temporal runner unavailable: %s", exc, extra={"action": "health_temporal_failed"})
-        return False
+        return False, ()
 
 
 def worker_alive(worker_id: str | None = None) -> tuple[bool, str]:

@@ -121,7 +121,12 @@ def test_unreachable_temporal_is_503(client, fast_settings, settings):
     JobRunnerFactory.reset()
     status, body = health(client)
     assert status == 503
-    assert body["temporal"] == {"reachable": False, "task_queue": "alga-jobs", "live_workers": 0}
+    assert body["temporal"] == {
+        "reachable": False,
+        "task_queue": "alga-jobs",
+        "live_workers": 0,
+        "polled": False,
+    }
     assert body["problems"] == ["Temporal at 127.0.0.1:1 does not answer"]
 
 
