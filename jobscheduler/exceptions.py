@@ -64,6 +64,14 @@ class InvalidRetryPolicy(JobSchedulerError, ValueError):
     """The retry policy is invalid."""
 
 
+class InvalidWorkflow(JobSchedulerError, ValueError):
+    """The workflow is invalid."""
+
+
+class StepNotRetryable(JobSchedulerError):
+    """This workflow step cannot be retried."""
+
+
 class RunnerUnavailable(JobSchedulerError):
     """The configured job runner cannot be reached."""
 

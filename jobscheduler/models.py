@@ -251,6 +251,13 @@ class QueueJob(models.Model):
     singleton_key = models.CharField(max_length=255, null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(db_default=Now())
+    #: Workflow steps: how many dependencies have not yet completed. A waiting row is parked at run_at
+    #: the end of year 9999 (queue/sql.PARKED_UNTIL), so the claim's `run_at <= now()` never sees it; the statement that records its last
+    #: dependency's completion sets run_at to now() (see queue/sql.py, SETTLE_DEPENDENTS).
+    waiting_on = models.IntegerField(default=0, db_default=0)
+    #: The dependency whose failure or cancellation cancelled this waiting step. The row stays (parked) so a
+    #: retry of that dependency can resume the step with its count of completed dependencies intact.
+    blocked_by = models.UUIDField(null=True, blank=True)
 
     class Meta:
         db_table = "jobscheduler_queue"
@@ -334,3 +341,50 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class Workflow(models.Model):
+    """A graph of jobs scheduled together (addition, for workflows); its steps are `jobs` rows whose metadata
+    carries `workflowId` and `dependsOn`."""
+
+    id = models.UUIDField(primary_key=True)
+    tenant = models.UUIDField()
+    name = models.CharField(max_length=255)
+    runner_type = models.CharField(max_length=50, default="pgboss")
+    user_id = models.UUIDField()
+    step_count = models.IntegerField()
+    #: Temporal: the id of the orchestrating workflow.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "jobscheduler_workflows"
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="jobsched_workflow_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.id}"
+
+
+class WorkflowDependency(models.Model):
+    """One edge of a workflow: `job_id` starts only after `depends_on` completed (addition, for workflows).
+
+    `settled` turns true once the edge's outcome has been applied to the waiting step (a completion counted,
+    or the step cancelled because of it); the statements that apply it only take unsettled edges, under the
+    edge's row lock, so two statements finishing dependencies at once never apply one edge twice.
+    """
+
+    pk = models.CompositePrimaryKey("job_id", "depends_on")
+    tenant = models.UUIDField()
+    workflow_id = models.UUIDField()
+    job_id = models.UUIDField()
+    depends_on = models.UUIDField()
+    run_after_failure = models.BooleanField(default=False)
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "jobscheduler_dependencies"
+        indexes = [models.Index(fields=["depends_on"], name="jobsched_dep_depends_on_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.depends_on}"

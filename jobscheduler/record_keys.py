@@ -5,7 +5,9 @@ The seed's columns are kept as declared, so a job's timing, attempts, progress a
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
 `singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`, `fallbackReason` (a job Temporal could
 not be reached to start, run on pgboss instead), `traceparent` and `tracestate` (the enqueuing trace context,
-when OpenTelemetry is configured). Runs the library schedules
+when OpenTelemetry is configured); a workflow's steps also carry `workflowId`, `workflowName`, `dependsOn`
+(job ids), `runAfterFailure` and, when a dependency's failure cancelled them, `cancelledByJob` (its job id).
+Runs the library schedules
 itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
@@ -38,6 +40,11 @@ RESERVED_METADATA_KEYS = frozenset(
         # The enqueue's trace context (telemetry/tracing.py), continued by each attempt's span.
         "traceparent",
         "tracestate",
+        "workflowId",
+        "workflowName",
+        "dependsOn",
+        "runAfterFailure",
+        "cancelledByJob",
     }
 )
 

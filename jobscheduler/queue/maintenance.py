@@ -88,6 +88,7 @@ def prune_history(conn: psycopg.Connection, days: int) -> int:
         total += deleted
         if deleted < PRUNE_BATCH:
             break
+    conn.execute(sql.PRUNE_WORKFLOWS, {"days": days})
     return total
 
 

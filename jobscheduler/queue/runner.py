@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
@@ -20,10 +21,19 @@ from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..registry import JobHandlerRegistry
-from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_status
+from ..runners.base import (
+    HandOver,
+    JobRunner,
+    JobStatusInfo,
+    ScheduleJobResult,
+    UnservedQueue,
+    load_job,
+    load_status,
+)
 from ..states import RunnerType
 from ..telemetry import tracing
-from . import sql
+from ..workflows import Workflow, WorkflowResult, WorkflowStatus, plan
+from . import sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
 from .enqueue import enqueue
@@ -338,6 +348,40 @@ class PgBossJobRunner(JobRunner):
             {**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
             schedule_id=schedule.id,
         )
+
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Every step, edge and record in one statement on Django's connection: inside `transaction.atomic()`
+        the workflow exists if and only if the transaction commits."""
+        planned = plan(workflow)
+        workflows.enqueue_workflow(planned)
+        return WorkflowResult(
+            workflow_id=str(planned.workflow_id), job_ids=[str(s.job_id) for s in planned.steps]
+        )
+
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return False
+        return workflows.cancel_workflow(wid, tenant) > 0
+
+    def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
+        """A workflow step's retry joins its workflow and resumes the steps its failure cancelled."""
+        job = load_job(job_id, tenant_id)
+        if job is None or not job.is_finished or not job.meta.get("workflowId"):
+            return super().retry_job(job_id, tenant_id)
+        retry_id = workflows.retry_step(job)
+        return ScheduleJobResult(job_id=str(retry_id), external_id=str(retry_id))
+
+    async def aschedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        return await sync_to_async(self.schedule_workflow)(workflow)
+
+    async def aget_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
+        return await sync_to_async(self.get_workflow_status)(workflow_id, tenant_id)
+
+    async def acancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        return await sync_to_async(self.cancel_workflow)(workflow_id, tenant_id)
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from ..ids import parse_uuid
 from ..states import RunnerType
 from ..tracking import NewJob
 from ..validation import system_metadata
+from ..workflows import WorkflowStatus, workflow_status_from_rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,6 +223,25 @@ class JobRunner(abc.ABC):
         if sid is None or tenant is None:
             return None
         return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type=self.runner_type).first()
+
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    def get_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
+        """The workflow and each step's status, from the record (the same on both backends); None when this
+        tenant has no such workflow."""
+        from ..models import Job
+        from ..models import Workflow as WorkflowRow
+
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return None
+        row = WorkflowRow.objects.filter(pk=wid, tenant=tenant).first()
+        if row is None:
+            return None
+        jobs = Job.objects.filter(tenant=tenant, metadata__workflowId=str(wid)).order_by(
+            "created_at", "job_id"
+        )
+        return workflow_status_from_rows(str(wid), row.name, list(jobs))
 
     def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
         """Re-enqueue a finished job's payload as a new job; None when the job is unknown or not finished."""
