@@ -140,9 +140,17 @@ def _cancel(job: Job) -> bool:
 
 
 def _retry(job: Job) -> str | None:
+    """Re-enqueue a finished job's payload as a new job (on the configured backend; a workflow step on its
+    workflow's); the new job's id or None. A step cancelled because of a dependency raises StepNotRetryable."""
     if not job.is_finished:
         return None
-    result = JobRunnerFactory.get_instance().retry_job(job.job_id, job.tenant)
+    # A workflow step is retried by the backend that runs its workflow, which resumes the steps it cancelled.
+    runner = (
+        JobRunnerFactory.for_runner_type(job.runner_type)
+        if job.meta.get("workflowId")
+        else JobRunnerFactory.get_instance()
+    )
+    result = runner.retry_job(job.job_id, job.tenant)
     if result is None:
         return None
     logger.info(

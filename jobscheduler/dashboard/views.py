@@ -26,15 +26,17 @@ from django_tables2 import LazyPaginator, RequestConfig
 from .. import audit
 from ..audit import Actor
 from ..conf import setting
-from ..exceptions import RunnerUnavailable
+from ..exceptions import RunnerUnavailable, StepNotRetryable
 from ..ids import parse_uuid
 from ..models import AuditSource, Job, JobStatus, Schedule, Worker
 from ..registry import JobHandlerRegistry
 from ..runners.health import health_report
+from ..workflows import workflow_status_from_rows
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
 from .formatting import format_duration, meta_time
+from .graph import layout
 from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
 from .scope import (
@@ -176,10 +178,35 @@ class JobDetailView(DashboardMixin, TemplateView):
             metadata_json=pretty_json(own_metadata, keep=BOOKKEEPING_KEYS),
             schedule=_schedule_of(self.tenant, schedule_id),
             retry_of=meta.get("retryOf"),
+            workflow_id=meta.get("workflowId"),
+            depends_on=meta.get("dependsOn") or [],
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
             can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
             is_live=not job.is_finished,
             audit_entries=list(audit.for_job(self.tenant, job.job_id)[:AUDIT_ON_JOB_PAGE]),
+        )
+        return context
+
+
+class WorkflowDetailView(DashboardMixin, TemplateView):
+    """A workflow's graph (plain SVG, each step coloured by its status and linked to its job page) and steps."""
+
+    template_name = "jobscheduler/workflow_detail.html"
+    section = "history"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        found = queries.workflow_for_tenant(self.tenant, kwargs["workflow_id"])
+        if found is None:
+            raise Http404("No such workflow")
+        row, jobs = found
+        status = workflow_status_from_rows(str(row.id), row.name, jobs)
+        context.update(
+            workflow=row,
+            status=status,
+            graph=layout(status.steps),
+            steps=status.steps,
+            is_live=status.status == JobStatus.PROCESSING,
         )
         return context
 
@@ -316,7 +343,11 @@ class RetryJobView(ActionView):
 
     def post(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         job = self.get_job(job_id)
-        new_id = actions.retry(job, actor=self.actor)
+        try:
+            new_id = actions.retry(job, actor=self.actor)
+        except StepNotRetryable as exc:
+            messages.error(request, str(exc))
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
         if new_id is None:
             messages.warning(
                 request, f"Job {job.job_id} is still running; only finished jobs can be retried."
