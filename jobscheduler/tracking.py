@@ -317,15 +317,21 @@ cancelled_steps AS (
 
 
 def record_cancelled_unstarted(
-    tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str | None, cursor=None
+    tenant: uuid.UUID,
+    job_id: uuid.UUID,
+    *,
+    reason: str | None,
+    cause: uuid.UUID | str | None = None,
+    cursor=None,
 ) -> int:
-    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled."""
+    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled. `cause`:
+    the workflow dependency whose failure cancelled it."""
     return _execute(
         "WITH unstarted AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id,"
-        " %(reason)s::text AS reason, NULL::uuid AS cause)"
+        " %(reason)s::text AS reason, %(cause)s::uuid AS cause)"
         + CANCELLED_UNSTARTED_SQL
         + "SELECT count(*) FROM cancelled_jobs",
-        {"tenant": tenant, "job_id": job_id, "reason": reason},
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cause": cause},
         cursor,
     )
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
@@ -27,12 +26,11 @@ from ..runners.base import (
     JobStatusInfo,
     ScheduleJobResult,
     UnservedQueue,
-    load_job,
     load_status,
 )
 from ..states import RunnerType
 from ..telemetry import tracing
-from ..workflows import Workflow, WorkflowResult, WorkflowStatus, plan
+from ..workflows import Workflow, WorkflowResult, plan
 from . import sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
@@ -366,22 +364,9 @@ class PgBossJobRunner(JobRunner):
             return False
         return workflows.cancel_workflow(wid, tenant) > 0
 
-    def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
-        """A workflow step's retry joins its workflow and resumes the steps its failure cancelled."""
-        job = load_job(job_id, tenant_id)
-        if job is None or not job.is_finished or not job.meta.get("workflowId"):
-            return super().retry_job(job_id, tenant_id)
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
         retry_id = workflows.retry_step(job)
         return ScheduleJobResult(job_id=str(retry_id), external_id=str(retry_id))
-
-    async def aschedule_workflow(self, workflow: Workflow) -> WorkflowResult:
-        return await sync_to_async(self.schedule_workflow)(workflow)
-
-    async def aget_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
-        return await sync_to_async(self.get_workflow_status)(workflow_id, tenant_id)
-
-    async def acancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
-        return await sync_to_async(self.cancel_workflow)(workflow_id, tenant_id)
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 

@@ -37,11 +37,13 @@ from .inputs import (
     ACTIVITY_CREATE,
     ACTIVITY_FINALIZE,
     ACTIVITY_RUN,
+    ACTIVITY_STEP_QUEUED,
     SIGNAL_PROGRESS,
     AttemptInput,
     CreateInput,
     FinalizeInput,
     RetrySpec,
+    StepQueuedInput,
 )
 
 logger = logging.getLogger("jobscheduler.temporal")
@@ -142,7 +144,7 @@ class JobActivities:
         self._db_pool = ThreadPoolExecutor(self._db_threads, thread_name_prefix="jobscheduler-db")
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.create_scheduled_job, self.run_job, self.finalize_job]
+        return [self.create_scheduled_job, self.run_job, self.finalize_job, self.workflow_step_queued]
 
     def close(self) -> None:
         close_pool(self._handlers, self._handler_threads)
@@ -163,6 +165,10 @@ class JobActivities:
     @activity.defn(name=ACTIVITY_FINALIZE)
     async def finalize_job(self, req: FinalizeInput) -> bool:
         return await self.db(records.finalize, req)
+
+    @activity.defn(name=ACTIVITY_STEP_QUEUED)
+    async def workflow_step_queued(self, req: StepQueuedInput) -> None:
+        await self.db(records.step_queued, req)
 
     @activity.defn(name=ACTIVITY_RUN)
     async def run_job(self, req: AttemptInput) -> Any:

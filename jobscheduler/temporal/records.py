@@ -19,7 +19,7 @@ from .. import tracking
 from ..models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
 from ..runners.base import load_job
 from ..states import Outcome, RunnerType
-from .inputs import CreateInput, FinalizeInput
+from .inputs import CreateInput, FinalizeInput, StepQueuedInput
 
 RUNNER_TYPE = RunnerType.TEMPORAL
 
@@ -119,7 +119,10 @@ def finalize(req: FinalizeInput) -> bool:
         if job is None or job.status in FINAL_STATUSES:
             return False
         if req.outcome == Outcome.CANCELLED and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-            return tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error) > 0
+            return (
+                tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error, cause=req.cause)
+                > 0
+            )
         attempts = int(job.meta.get("attempts") or 0)
         outcome = tracking.AttemptOutcome(
             tenant=job.tenant,
@@ -211,3 +214,10 @@ def cancel_unstarted(job: Job, reason: str | None) -> None:
                 str(job.job_id), str(job.tenant), Outcome.CANCELLED, reason or "Cancelled by request"
             )
         )
+
+
+def step_queued(req: StepQueuedInput) -> None:
+    """A workflow step's child workflow started (only a still pending record changes)."""
+    tracking.record_queued(
+        uuid.UUID(req.tenant), uuid.UUID(req.job_id), external_id=req.external_id, external_run_id=req.run_id
+    )
