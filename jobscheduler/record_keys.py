@@ -5,8 +5,8 @@ The seed's columns are kept as declared, so a job's timing, attempts, progress a
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
 `singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`, `fallbackReason` (a job Temporal could
 not be reached to start, run on pgboss instead), `traceparent` and `tracestate` (the enqueuing trace context,
-when OpenTelemetry is configured); a workflow's steps also carry `workflowId`, `workflowName`, `dependsOn`
-(job ids), `runAfterFailure` and, when a dependency's failure cancelled them, `cancelledByJob` (its job id).
+when OpenTelemetry is configured); a workflow's steps also carry `workflowId`, `workflowName`,
+`workflowStep` (its position, from 1), `dependsOn` (job ids), `runAfterFailure` and, when a dependency's failure cancelled them, `cancelledByJob` (its job id).
 Runs the library schedules
 itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
@@ -42,6 +42,7 @@ RESERVED_METADATA_KEYS = frozenset(
         "tracestate",
         "workflowId",
         "workflowName",
+        "workflowStep",
         "dependsOn",
         "runAfterFailure",
         "cancelledByJob",

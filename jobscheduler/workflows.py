@@ -206,6 +206,7 @@ def plan(wf: Workflow) -> WorkflowPlan:
             "workflowId": str(wf.workflow_id),
             "workflowName": wf.name,
             "dependsOn": [str(d) for d in deps],
+            "workflowStep": step.index + 1,
         }
         if step.run_after_failure:
             step_meta["runAfterFailure"] = True
@@ -297,6 +298,10 @@ def workflow_status_from_rows(workflow_id: str, name: str, jobs: Sequence[Any]) 
     from .models import FINAL_STATUSES, JobStatus
 
     steps, counts = [], {}
+    # In the order the steps were added (a retry right after the step it retries).
+    jobs = sorted(
+        jobs, key=lambda j: (int(j.meta.get("workflowStep") or 0), j.created_at is None, j.created_at)
+    )
     # A step retried (from the dashboard) is superseded by its retry: the retry's outcome is the step's.
     superseded = {str(j.meta.get("retryOf")) for j in jobs if j.meta.get("retryOf")}
     for job in jobs:

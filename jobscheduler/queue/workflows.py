@@ -77,7 +77,7 @@ def retry_step(job: Job) -> uuid.UUID:
         data = meta.get("data")
         extra = {
             key: meta[key]
-            for key in ("workflowId", "workflowName", "dependsOn", "runAfterFailure")
+            for key in ("workflowId", "workflowName", "workflowStep", "dependsOn", "runAfterFailure")
             if key in meta
         }
         extra["retryOf"] = str(job.job_id)

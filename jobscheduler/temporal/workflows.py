@@ -54,7 +54,11 @@ def write_retry(job: Job, retry_id: uuid.UUID) -> list[Job]:
         )
     steps = list(Job.objects.filter(tenant=job.tenant, metadata__workflowId=str(meta["workflowId"])))
     resumed = _resumable(str(job.job_id), steps)
-    extra = {k: meta[k] for k in ("workflowId", "workflowName", "dependsOn", "runAfterFailure") if k in meta}
+    extra = {
+        k: meta[k]
+        for k in ("workflowId", "workflowName", "workflowStep", "dependsOn", "runAfterFailure")
+        if k in meta
+    }
     extra["retryOf"] = str(job.job_id)
     if "timeoutMs" in meta:
         extra["timeoutMs"] = meta["timeoutMs"]

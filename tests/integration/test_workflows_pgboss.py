@@ -1,12 +1,14 @@
 """Workflows on pgboss with real worker processes: order (from the execution ledger), fan-in, failure, cancel,
 retry, rollback, and two dependencies ending at the same instant on two connections."""
 
+import asyncio
 import threading
 import uuid
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from asgiref.sync import sync_to_async
+from django.db import connection, connections, transaction
 
 from jobscheduler import JobRunnerFactory, Workflow
 from jobscheduler.exceptions import StepNotRetryable
@@ -206,6 +208,24 @@ def test_rolled_back_transaction_leaves_nothing(runner, tenant):
     assert not WorkflowDependency.objects.filter(tenant=tenant).exists()
     assert not WorkflowRow.objects.filter(tenant=tenant).exists()
     assert runner.get_workflow_status(wf.workflow_id, tenant) is None
+
+
+def test_async_twins(runner, tenant):
+    wf = Workflow("async", tenant_id=tenant)
+    first = wf.add("t.echo", {})
+    wf.add("t.echo", {}, after=[first])
+
+    async def go():
+        result = await runner.aschedule_workflow(wf)
+        status = await runner.aget_workflow_status(result.workflow_id, tenant)
+        cancelled = await runner.acancel_workflow(result.workflow_id, tenant)
+        await sync_to_async(connections.close_all)()  # the executor thread's connection
+        return result, status, cancelled
+
+    result, status, cancelled = asyncio.run(go())
+    assert status.status == "processing" and [s.status for s in status.steps] == ["queued", "pending"]
+    assert cancelled is True
+    assert runner.get_workflow_status(result.workflow_id, tenant).counts == {"cancelled": 2}
 
 
 def _claim(conn, name: str):
