@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .. import audit
 from ..audit import Actor
-from ..exceptions import RunnerUnavailable
+from ..exceptions import RunnerUnavailable, StepNotRetryable
 from ..ids import parse_uuid
 from ..models import AuditAction, Job, Schedule
 from ..runners.factory import JobRunnerFactory
@@ -92,7 +92,7 @@ def cancel_many(jobs: Iterable[Job], *, actor: Actor) -> BulkResult:
 def retry_many(jobs: Iterable[Job], *, actor: Actor) -> BulkResult:
     outcome = BulkResult()
     for tenant, selected in _by_tenant(jobs).items():
-        new_ids = [new_id for new_id in (_retry(job) for job in selected) if new_id]
+        new_ids = [new_id for new_id in (_retry_unless_blocked(job) for job in selected) if new_id]
         outcome.done += len(new_ids)
         outcome.skipped += len(selected) - len(new_ids)
         outcome.new_job_ids += new_ids
@@ -137,6 +137,14 @@ def _cancel(job: Job) -> bool:
     if job.is_finished:
         return False
     return JobRunnerFactory.for_runner_type(job.runner_type).cancel_job(job.job_id, job.tenant)
+
+
+def _retry_unless_blocked(job: Job) -> str | None:
+    """A bulk retry skips a workflow step cancelled because of a dependency: retrying that one resumes it."""
+    try:
+        return _retry(job)
+    except StepNotRetryable:
+        return None
 
 
 def _retry(job: Job) -> str | None:

@@ -111,3 +111,21 @@ def test_layout_of_a_long_chain_and_a_wide_fan_out():
     more = [n for n in graph.nodes if n.more]
     assert more[0].label == f"+ {1000 - MAX_ROWS + 1} more"
     assert len(graph.edges) == MAX_ROWS  # one line per drawn source into the zip
+
+
+def test_bulk_retry_skips_a_step_cancelled_because_of_a_dependency(operator_client, acme):
+    runner = JobRunnerFactory.get_instance()
+    wf = Workflow("bulk", tenant_id=acme.tenant)
+    root = wf.add("t.echo", {})
+    child = wf.add("t.echo", {}, after=[root])
+    runner.schedule_workflow(wf)
+    runner.cancel_job(root.job_id, acme.tenant)
+    response = operator_client.post(
+        reverse("jobscheduler:job-bulk"),
+        {"action": "retry", "job_ids": [str(child.job_id), str(root.job_id)]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert Job.objects.get(job_id=child.job_id).status == "pending"  # resumed by the root's retry
+    assert Job.objects.filter(metadata__retryOf=str(root.job_id)).count() == 1
+    assert not Job.objects.filter(metadata__retryOf=str(child.job_id)).exists()
