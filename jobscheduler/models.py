@@ -17,6 +17,7 @@ import threading
 import uuid
 
 from django.db import models
+from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 
 
@@ -92,6 +93,14 @@ class JobQuerySet(models.QuerySet):
 
     def failed(self):
         return self.filter(status=JobStatus.FAILED)
+
+    def in_workflow(self, workflow_id):
+        """The steps of a workflow, in the form the partial index `jobs_workflow_idx` serves (->> and ?)."""
+        return (
+            self.filter(metadata__has_key="workflowId")
+            .alias(workflow_key=KT("metadata__workflowId"))
+            .filter(workflow_key=str(workflow_id))
+        )
 
 
 class Job(models.Model):

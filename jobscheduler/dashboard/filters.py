@@ -75,7 +75,7 @@ class JobFilter(django_filters.FilterSet):
 
     def filter_workflow(self, queryset: QuerySet[Job], name: str, value) -> QuerySet[Job]:
         """The steps of one workflow (the partial index on `metadata->>'workflowId'`)."""
-        return queryset.filter(metadata__has_key="workflowId", metadata__workflowId=str(value))
+        return queryset.in_workflow(value)
 
     def filter_status(self, queryset: QuerySet[Job], name: str, value: str) -> QuerySet[Job]:
         if value in STATUS_GROUPS:

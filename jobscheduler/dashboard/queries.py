@@ -93,7 +93,5 @@ def workflow_for_tenant(tenant: uuid.UUID | None, workflow_id: uuid.UUID) -> Any
     row = Workflow.objects.filter(tenant=tenant, pk=workflow_id).first()
     if row is None:
         return None
-    steps = Job.objects.filter(tenant=tenant, metadata__workflowId=str(workflow_id)).order_by(
-        "created_at", "job_id"
-    )
+    steps = Job.objects.filter(tenant=tenant).in_workflow(workflow_id).order_by("created_at", "job_id")
     return row, list(steps)

@@ -251,9 +251,7 @@ class JobRunner(abc.ABC):
         row = WorkflowRow.objects.filter(pk=wid, tenant=tenant).first()
         if row is None:
             return None
-        jobs = Job.objects.filter(tenant=tenant, metadata__workflowId=str(wid)).order_by(
-            "created_at", "job_id"
-        )
+        jobs = Job.objects.filter(tenant=tenant).in_workflow(wid).order_by("created_at", "job_id")
         return workflow_status_from_rows(str(wid), row.name, list(jobs))
 
     def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:

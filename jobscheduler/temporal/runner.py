@@ -903,7 +903,7 @@ class TemporalJobRunner(JobRunner):
         row = self._workflow_row(workflow_id, tenant_id)
         if row is None:
             return False
-        steps = list(Job.objects.filter(tenant=row.tenant, metadata__workflowId=str(row.id)))
+        steps = list(Job.objects.filter(tenant=row.tenant).in_workflow(row.id))
         if all(s.is_finished for s in steps):
             return False
         targets = [workflows.graph_workflow_id(row.id)] + [
@@ -918,9 +918,7 @@ class TemporalJobRunner(JobRunner):
         with transaction.atomic():
             resumed = workflows.write_retry(job, retry_id)
             retry = Job.objects.get(tenant=job.tenant, job_id=retry_id)
-            steps = list(
-                Job.objects.filter(tenant=job.tenant, metadata__workflowId=str(job.meta["workflowId"]))
-            )
+            steps = list(Job.objects.filter(tenant=job.tenant).in_workflow(job.meta["workflowId"]))
         run = [retry, *resumed]
         graph = GraphInput(
             workflow_id=str(job.meta["workflowId"]),

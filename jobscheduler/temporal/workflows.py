@@ -52,7 +52,7 @@ def write_retry(job: Job, retry_id: uuid.UUID) -> list[Job]:
             f"Job {job.job_id} was cancelled because its dependency {cause} did not complete: "
             "retry that step instead"
         )
-    steps = list(Job.objects.filter(tenant=job.tenant, metadata__workflowId=str(meta["workflowId"])))
+    steps = list(Job.objects.filter(tenant=job.tenant).in_workflow(meta["workflowId"]))
     resumed = _resumable(str(job.job_id), steps)
     extra = {
         k: meta[k]
