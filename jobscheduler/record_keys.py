@@ -6,9 +6,9 @@ The seed's columns are kept as declared, so a job's timing, attempts, progress a
 `singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`, `fallbackReason` (a job Temporal could
 not be reached to start, run on pgboss instead), `traceparent` and `tracestate` (the enqueuing trace context,
 when OpenTelemetry is configured); a workflow's steps also carry `workflowId`, `workflowName`,
-`workflowStep` (its position, from 1), `dependsOn` (job ids), `runAfterFailure` and, when a dependency's failure cancelled them, `cancelledByJob` (its job id).
-Runs the library schedules
-itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
+`workflowStep` (its position, from 1), `dependsOn` (job ids), `runAfterFailure` and, when a dependency's
+failure cancelled them, `cancelledByJob` (its job id). Runs the library schedules itself also carry
+`scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
 "caller's metadata" view: all three import them from here.

@@ -26,7 +26,7 @@ CHANNEL_JOBS = "jobscheduler_jobs"
 
 #: The run time of a workflow step waiting for its dependencies: the claim's `run_at <= now()` never reaches it,
 #: so the claim needs no clause of its own for waiting steps. The last Python datetime (not 'infinity', which
-#: neither Python nor Django can load). A CHECK constraint ties `waiting_on > 0` to it (migration 0007).
+#: neither Python nor Django can load). A CHECK constraint ties `waiting_on > 0` to it (migration 0008).
 PARKED_UNTIL = "'9999-12-31 00:00:00+00'::timestamptz"
 CHANNEL_CANCEL = "jobscheduler_cancel"
 

@@ -235,7 +235,7 @@ def _claim(conn, name: str):
 
 
 def _finish(conn, row) -> None:
-    job_id, tenant, _name, attempt, _max, token, _data = row
+    job_id, tenant, _name, attempt, _max, token, *_rest = row
     conn.execute(
         sql.FINISH,
         {

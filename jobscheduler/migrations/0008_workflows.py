@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobscheduler", "0006_job_details_metadata"),
+        ("jobscheduler", "0007_audit"),
     ]
 
     operations = [
