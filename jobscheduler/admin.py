@@ -2,7 +2,8 @@
 
 Nothing here edits a job by hand: the record is written only by the backends (`tracking.py`). Cancel and
 retry go through the same code as the dashboard (`dashboard.actions`), so they reach the backend that owns the
-job. A non-superuser sees only the rows of their own tenant (`JOBSCHEDULER["TENANT_RESOLVER"]`).
+job. A non-superuser sees only the rows of their own tenant (`JOBSCHEDULER["TENANT_RESOLVER"]`; on a
+single-tenant site, the default tenant).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from .audit import Actor
 from .dashboard import actions, queries
-from .dashboard.formatting import format_duration
+from .dashboard.formatting import format_duration, full_job_id
 from .dashboard.redaction import BOOKKEEPING_KEYS, pretty_json
 from .ids import parse_uuid
-from .models import Job, JobDetail, Schedule
+from .models import AuditEntry, AuditSource, Job, JobDetail, Schedule
 from .queues import DEFAULT_QUEUE
 from .registry import JobHandlerRegistry
 from .tenancy import resolve_tenant
@@ -82,6 +84,10 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return False
 
 
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, AuditSource.ADMIN)
+
+
 def redacted_result(detail: JobDetail) -> str:
     return format_html('<pre style="white-space: pre-wrap">{}</pre>', pretty_json(detail.result))
 
@@ -116,7 +122,7 @@ class JobAdmin(TenantScopedAdmin):
         "attempts",
         "duration",
         "external_id",
-        "job_id",
+        "job_id_display",
     )
     list_filter = ("status", "runner_type", JobTypeFilter)
     search_fields = ("=external_id", "type")
@@ -174,6 +180,10 @@ class JobAdmin(TenantScopedAdmin):
     def queue(self, job: Job) -> str:
         return getattr(job, "queue", None) or job.meta.get("queue") or DEFAULT_QUEUE
 
+    @admin.display(description="Job id", ordering="job_id")
+    def job_id_display(self, job: Job) -> str:
+        return full_job_id(job.job_id)
+
     @admin.display(description="Attempts", ordering="attempts")
     def attempts(self, job: Job):
         return getattr(job, "attempts", None)
@@ -184,14 +194,20 @@ class JobAdmin(TenantScopedAdmin):
 
     @admin.action(description="Cancel selected jobs (through their runner)", permissions=["cancel"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        outcome = actions.cancel_many(Job.objects.filter(pk__in=queryset.values("pk")))
+        outcome = actions.cancel_many(
+            Job.objects.filter(pk__in=queryset.values("pk")), actor=admin_actor(request)
+        )
         self.message_user(
             request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.", messages.SUCCESS
         )
+        if outcome.unreachable:
+            self.message_user(request, outcome.unreachable_message(), messages.ERROR)
 
     @admin.action(description="Retry selected finished jobs as new jobs", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        outcome = actions.retry_many(Job.objects.filter(pk__in=queryset.values("pk")))
+        outcome = actions.retry_many(
+            Job.objects.filter(pk__in=queryset.values("pk")), actor=admin_actor(request)
+        )
         self.message_user(
             request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.", messages.SUCCESS
         )
@@ -199,7 +215,7 @@ class JobAdmin(TenantScopedAdmin):
 
 @admin.register(JobDetail)
 class JobDetailAdmin(TenantScopedAdmin):
-    list_display = ("step_name", "status", "job_id", "retry_count", "processed_at")
+    list_display = ("step_name", "status", "job_id_display", "retry_count", "processed_at")
     list_filter = ("status",)
     search_fields = ("step_name", "=job__job_id")
     readonly_fields = (
@@ -215,6 +231,10 @@ class JobDetailAdmin(TenantScopedAdmin):
     list_select_related = False
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+
+    @admin.display(description="Job id", ordering="job_id")
+    def job_id_display(self, detail: JobDetail) -> str:
+        return full_job_id(detail.job_id)
 
 
 @admin.register(Schedule)
@@ -268,15 +288,27 @@ class ScheduleAdmin(TenantScopedAdmin):
 
     @admin.action(description="Pause selected schedules", permissions=["schedule"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(actions.set_paused(s, True) for s in queryset)
+        done = sum(actions.set_paused(s, True, actor=admin_actor(request)) for s in queryset)
         self.message_user(request, f"Paused {done} schedule(s).", messages.SUCCESS)
 
     @admin.action(description="Resume selected schedules", permissions=["schedule"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(actions.set_paused(s, False) for s in queryset)
+        done = sum(actions.set_paused(s, False, actor=admin_actor(request)) for s in queryset)
         self.message_user(request, f"Resumed {done} schedule(s).", messages.SUCCESS)
 
     @admin.action(description="Run selected schedules now", permissions=["schedule"])
     def run_selected_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        started = [job_id for job_id in (actions.run_now(s) for s in queryset) if job_id]
+        started = [
+            job_id for job_id in (actions.run_now(s, actor=admin_actor(request)) for s in queryset) if job_id
+        ]
         self.message_user(request, f"Started {len(started)} job(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantScopedAdmin):
+    """The operator audit log, read-only like the record (entries are never edited)."""
+
+    list_display = ("at", "actor", "source", "action", "target", "count")
+    list_filter = ("source", "action")
+    search_fields = ("actor", "target")
+    ordering = ("-at",)

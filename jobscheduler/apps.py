@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 
@@ -9,9 +10,18 @@ class JobSchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks, jobscheduler.E001...)
+
         # Like admin.py: every installed app's jobs.py registers its handlers at start-up.
         autodiscover_modules("jobs")
         post_migrate.connect(_seed_queues, sender=self)
+        if any(_is_ours(config) for config in (getattr(settings, "TASKS", None) or {}).values()):
+            # Workers must find @task functions by module path before any task is enqueued in this process.
+            from . import tasks  # noqa: F401  (registers the registry's task resolver)
+
+
+def _is_ours(config: object) -> bool:
+    return isinstance(config, dict) and str(config.get("BACKEND", "")).startswith("jobscheduler.")
 
 
 def _seed_queues(sender, using: str = "default", **kwargs) -> None:

@@ -1,40 +1,94 @@
-"""The audit log of operator actions: who did what, when, to how many jobs (`jobscheduler_audit`).
+"""The operator audit log: every action an operator takes on jobs and schedules, from the dashboard, the admin
+or the command line, is written here by the code that takes it (`dashboard.actions`), so no entry point can
+skip it.
 
-Bulk retries and cancels record one entry each, with the selection they applied to; queue changes (pause,
-resume, limits, reset) record one entry each, with the queue and its new settings. Entries are only ever
-added.
+An entry says who (`Actor`), when (the database clock), what, on what and on how many; it is tenant-scoped
+like the jobs it acted on. It is written after the action, with what the action actually did (how many were
+cancelled, which new jobs a retry made), never before.
 """
 
 from __future__ import annotations
 
+import getpass
 import uuid
-from enum import StrEnum
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-#: The actor of actions taken by code that names none.
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from .models import AuditAction, AuditEntry, AuditSource
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """Who acted, and from where."""
+
+    source: AuditSource
+    name: str
+    user_id: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest, source: AuditSource) -> Actor:
+        user = request.user
+        return cls(source=source, name=user.get_username(), user_id=str(user.pk or ""))
+
+    @classmethod
+    def command_line(cls) -> Actor:
+        """The login name of whoever runs `manage.py`: a shell has no Django user."""
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry for the uid (containers)
+            name = "unknown"
+        return cls(source=AuditSource.CLI, name=name)
+
+
+#: The actor of API calls that name none.
 SYSTEM_ACTOR = "system"
 
 
-class AuditAction(StrEnum):
-    BULK_RETRY = "bulk_retry"
-    BULK_CANCEL = "bulk_cancel"
-    PAUSE_QUEUE = "pause_queue"
-    RESUME_QUEUE = "resume_queue"
-    SET_QUEUE_LIMITS = "set_queue_limits"
-    RESET_QUEUE = "reset_queue"
+def actor_of(actor: Actor | str | None) -> Actor:
+    """The Actor of a runner API call: an Actor as given, a name (the site's own code, source `api`), or none."""
+    if isinstance(actor, Actor):
+        return actor
+    return Actor(source=AuditSource.API, name=actor or SYSTEM_ACTOR)
 
 
 def record(
+    actor: Actor,
     action: AuditAction,
     *,
-    actor: str | None,
-    tenant: uuid.UUID | None = None,
-    filter: dict[str, Any] | None = None,
-    count: int = 0,
-) -> None:
-    """Add one entry (on Django's connection: inside the caller's transaction, if any)."""
-    from .models import AuditEntry
-
-    AuditEntry.objects.create(
-        actor=(actor or SYSTEM_ACTOR)[:255], action=action, tenant=tenant, filter=filter or {}, count=count
+    tenant: uuid.UUID | None,
+    target: str,
+    count: int,
+    job_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        tenant=tenant,
+        actor=actor.name[:255],
+        actor_id=actor.user_id[:64],
+        source=actor.source,
+        action=action,
+        target=target[:255],
+        job_id=job_id,
+        count=count,
+        detail=detail or {},
     )
+
+
+def for_tenant(tenant: uuid.UUID | None) -> QuerySet[AuditEntry]:
+    """The tenant's entries, newest first (none for a viewer without a tenant)."""
+    if tenant is None:
+        return AuditEntry.objects.none()
+    return AuditEntry.objects.filter(tenant=tenant).order_by("-at")
+
+
+def for_job(tenant: uuid.UUID | None, job_id: uuid.UUID) -> QuerySet[AuditEntry]:
+    """Entries about one job: its own actions and the bulk actions that included it."""
+    return for_tenant(tenant).filter(Q(job_id=job_id) | Q(detail__jobIds__contains=[str(job_id)]))
+
+
+def job_ids(ids: Iterable[Any]) -> list[str]:
+    return [str(i) for i in ids]

@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "SYSTEM_USER_ID": "00000000-0000-0000-0000-000000000000",
     # Dotted path to `fn(request) -> tenant UUID | None` used by the dashboard and the admin.
     "TENANT_RESOLVER": "jobscheduler.tenancy.user_tenant",
+    # Strict multi-tenancy: a schedule call naming no tenant raises TenantRequired, and a user whose resolver
+    # names no tenant sees nothing. Off (the default), both mean DEFAULT_TENANT: a site without tenants works.
+    "REQUIRE_TENANT": False,
+    # The one tenant of a single-tenant site (used only while REQUIRE_TENANT is off); a fixed, documented UUID
+    # so the record stays valid if the site later turns tenants on.
+    "DEFAULT_TENANT": "00000000-0000-0000-0000-000000000001",
     # Payload/metadata keys whose values the dashboard redacts (matched case-insensitively as substrings).
     "REDACT_KEYS": ("password", "token", "secret", "key", "authorization"),
     # Seconds between the dashboard's live refreshes of a visible page.
@@ -53,8 +59,15 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES": {},
     # Bounded connect/start time for the Temporal client, in seconds.
     "TEMPORAL_CONNECT_TIMEOUT_SECONDS": 5.0,
+    # Seconds after Temporal was found unreachable during which it is not asked again (calls fail, or fall back
+    # to pgboss, at once); the first call after that re-probes it with one bounded health check.
+    "TEMPORAL_REPROBE_SECONDS": 10.0,
     # Temporal activity heartbeat timeout: how fast a dead Temporal worker is detected, in seconds.
     "TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS": 10.0,
+    # The health view answers 503 once a queue's oldest due job has waited longer than this, in seconds.
+    "HEALTH_MAX_WAIT_SECONDS": 300.0,
+    # Label worker metrics with the job's tenant (one series per tenant: switch on only for a few tenants).
+    "METRICS_TENANT_LABEL": False,
 }
 
 ENV_SETTINGS: dict[str, Any] = {
@@ -64,6 +77,17 @@ ENV_SETTINGS: dict[str, Any] = {
     "TEMPORAL_NAMESPACE": "default",
     "TEMPORAL_JOB_TASK_QUEUE": "alga-jobs",
 }
+
+
+#: How the default handler slots of a worker are derived; `--help` quotes this text.
+DEFAULT_CONCURRENCY_RULE = "5 per CPU"
+
+
+def default_concurrency() -> int:
+    """Handler slots of a worker started without `--concurrency`, the same on both backends. Handlers mostly
+    wait on I/O (the database, HTTP), so a few per core keep the CPUs busy without one process hogging the
+    queue; CPU-bound handlers want `--concurrency` near the core count instead."""
+    return 5 * (os.cpu_count() or 1)
 
 
 def _as_bool(value: Any) -> bool:
@@ -85,12 +109,20 @@ def env_setting(name: str) -> Any:
     return value
 
 
+def overrides() -> dict[str, Any]:
+    """The site's `JOBSCHEDULER` dict (empty when the site sets none)."""
+    value = getattr(django_settings, "JOBSCHEDULER", None) or {}
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"settings.JOBSCHEDULER must be a dict, got {type(value).__name__}")
+    return value
+
+
 def setting(name: str) -> Any:
     """A key of the `JOBSCHEDULER` dict, or its default."""
-    overrides = getattr(django_settings, "JOBSCHEDULER", {}) or {}
-    unknown = set(overrides) - set(DEFAULTS)
+    values = overrides()
+    unknown = set(values) - set(DEFAULTS)
     if unknown:
         raise ImproperlyConfigured(f"Unknown JOBSCHEDULER setting(s): {', '.join(sorted(unknown))}")
     if name not in DEFAULTS:
         raise KeyError(name)
-    return overrides.get(name, DEFAULTS[name])
+    return values.get(name, DEFAULTS[name])

@@ -21,6 +21,14 @@ class JobHandlerNotFound(JobSchedulerError, LookupError):
         super().__init__(f"No handler registered for job: {job_name}")
 
 
+class NotARunnableTask(JobHandlerNotFound):
+    """A job named by a module path that this site's task backend cannot run."""
+
+    def __init__(self, job_name: str, reason: str) -> None:
+        self.job_name = job_name
+        JobSchedulerError.__init__(self, f"Cannot run job {job_name}: {reason}")
+
+
 class HandlerAlreadyRegistered(JobSchedulerError):
     """A handler is already registered under this name."""
 
@@ -64,6 +72,14 @@ class InvalidSelection(JobSchedulerError, ValueError):
     """The selection of jobs (a bulk action's filter) is invalid."""
 
 
+class InvalidWorkflow(JobSchedulerError, ValueError):
+    """The workflow is invalid."""
+
+
+class StepNotRetryable(JobSchedulerError):
+    """This workflow step cannot be retried."""
+
+
 class RunnerUnavailable(JobSchedulerError):
     """The configured job runner cannot be reached."""
 
@@ -74,3 +90,26 @@ class JobCancelled(JobSchedulerError):
 
 class JobTimeout(JobSchedulerError, TimeoutError):
     """The job attempt ran past its timeout."""
+
+
+class AttemptLost(JobSchedulerError):
+    """The attempt ended without its worker saying how: the worker died, lost its lease or timed out.
+
+    Never raised: it names, for the task API's `TaskError.exception_class_path`, the failures the record
+    holds that no Python exception caused (`LeaseExpired`, `AttemptLost`, Temporal's activity timeouts)."""
+
+
+class ExtraNotInstalled(JobSchedulerError, ImportError):
+    """An optional backend was chosen but the package it needs is not installed."""
+
+    def __init__(self, extra: str, package: str) -> None:
+        self.extra = extra
+        self.package = package
+        super().__init__(
+            f"The {extra} backend needs the {package} package, which is not installed: "
+            f"pip install 'django-jobscheduler[{extra}]'"
+        )
+
+
+class MetricsUnavailable(JobSchedulerError):
+    """prometheus-client is not installed: install the metrics extra (pip install "django-jobscheduler[metrics]")."""

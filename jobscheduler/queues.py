@@ -24,8 +24,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
-from . import audit
-from .audit import AuditAction
 from .exceptions import InvalidQueue
 
 DEFAULT_QUEUE = "default"
@@ -229,32 +227,33 @@ def list_queues(names: Iterable[str] = ()) -> list[QueueState]:
     return [states[name] for name in sorted(states)]
 
 
-def set_paused(name: str, paused: bool, *, actor: str | None = None) -> QueueState:
+def set_paused(name: str, paused: bool, *, actor: Any = None) -> QueueState:
     """Pause or resume a queue on every worker. Waiting jobs stay queued, enqueueing still works, running jobs
     finish. Once the change is committed (at once, or when the caller's transaction commits), no claim starts a
     job of a paused queue."""
-    action = AuditAction.PAUSE_QUEUE if paused else AuditAction.RESUME_QUEUE
-    return _change(name, {"paused": paused}, action, actor)
+    return _change(name, {"paused": paused}, "pause_queue" if paused else "resume_queue", actor)
 
 
-def set_limits(name: str, *, actor: str | None = None, **limits: Any) -> QueueState:
+def set_limits(name: str, *, actor: Any = None, **limits: Any) -> QueueState:
     """Change some of a queue's limits (`UNCHANGED` ones are left, None removes one). When the change is
     committed, every later claim keeps within the new limits; jobs already running are not stopped."""
     unknown = set(limits) - set(LIMIT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown queue limit(s): {', '.join(sorted(unknown))}")
     changes = {field: check_field(field, value) for field, value in limits.items() if value is not UNCHANGED}
-    return _change(name, changes, AuditAction.SET_QUEUE_LIMITS, actor)
+    return _change(name, changes, "set_queue_limits", actor)
 
 
-def reset_queue(name: str, *, actor: str | None = None) -> QueueState:
+def reset_queue(name: str, *, actor: Any = None) -> QueueState:
     """Put a queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry (else: none, running)."""
-    return _change(name, settings_defaults(check_queue_name(name)), AuditAction.RESET_QUEUE, actor)
+    return _change(name, settings_defaults(check_queue_name(name)), "reset_queue", actor)
 
 
-def _change(name: str, changes: dict[str, Any], action: AuditAction, actor: str | None) -> QueueState:
-    """Apply a change, audited, and once it is committed wait for the claims that may not have seen it."""
-    from .models import Queue
+def _change(name: str, changes: dict[str, Any], action: str, actor: Any) -> QueueState:
+    """Apply a change, audited (`actor`: an audit.Actor, a name, or None), and once it is committed wait for the
+    claims that may not have seen it."""
+    from . import audit
+    from .models import AuditAction, Queue
 
     name = check_queue_name(name)
     columns = _columns(changes)
@@ -267,7 +266,14 @@ def _change(name: str, changes: dict[str, Any], action: AuditAction, actor: str 
         Queue.objects.filter(name=name).update(**columns, updated_at=dj_timezone.now())
         row = Queue.objects.get(name=name)
         described = {k: str(v) if isinstance(v, RateLimit) else v for k, v in changes.items()}
-        audit.record(action, actor=actor, filter={"queue": name, **described})
+        audit.record(
+            audit.actor_of(actor),
+            AuditAction(action),
+            tenant=None,
+            target=f"queue {name}",
+            count=0,
+            detail={"queue": name, **described},
+        )
     transaction.on_commit(wait_for_claims_in_flight)
     return _state(row)
 

@@ -2,6 +2,10 @@
 
 Handlers are plain callables `fn(job_id, data)`, sync or async. Both backends look handlers up here, so a job
 name means the same code whichever backend runs it.
+
+A name nobody registered may still be served by a resolver (`add_resolver`): the `django.tasks` backend
+(`jobscheduler.tasks`) resolves a task's module path to a spec, so `@task` functions run without registering
+each one. The registry itself never imports anything by name.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from .exceptions import HandlerAlreadyRegistered, InvalidRetryPolicy, JobHandler
 from .queues import DEFAULT_QUEUE, check_queue_name
 
 Handler = Callable[[str, dict[str, Any]], Any]
+#: Turns a name nobody registered into a spec, returns None when the name is none of its business, or raises
+#: a JobHandlerNotFound subclass saying why the name cannot run.
+Resolver = Callable[[str], "HandlerSpec | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,10 +83,15 @@ class HandlerSpec:
     queue: str = DEFAULT_QUEUE
 
 
+#: The length of `jobs.type` (varchar(255)).
+MAX_JOB_NAME_LENGTH = 255
+
+
 class JobHandlerRegistry:
     """Process-wide map of job name to handler; class methods so it works like the seed's static registry."""
 
     _handlers: dict[str, HandlerSpec] = {}
+    _resolvers: list[Resolver] = []
     _lock = threading.Lock()
 
     @classmethod
@@ -97,6 +109,9 @@ class JobHandlerRegistry:
 
         if not isinstance(name, str) or not name.strip():
             raise ValueError("A job handler needs a non-empty name")
+        if len(name) > MAX_JOB_NAME_LENGTH:
+            # `jobs.type` is varchar(255): refused here, not when the first job of this name is written.
+            raise ValueError(f"A job name is at most {MAX_JOB_NAME_LENGTH} characters, got {len(name)}")
         if not callable(handler):
             raise TypeError(f"The handler for job {name} is not callable: {handler!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -119,15 +134,31 @@ class JobHandlerRegistry:
 
     @classmethod
     def get(cls, name: str) -> HandlerSpec:
-        try:
-            return cls._handlers[name]
-        except KeyError:
-            raise JobHandlerNotFound(name) from None
+        """The spec of `name`: registered, else from a resolver; JobHandlerNotFound (or a subclass naming the
+        reason) when neither knows it."""
+        spec = cls._handlers.get(name)
+        if spec is not None:
+            return spec
+        for resolver in list(cls._resolvers):
+            spec = resolver(name)
+            if spec is not None:
+                return spec
+        raise JobHandlerNotFound(name)
 
     @classmethod
     def find(cls, name: str) -> HandlerSpec | None:
-        """The handler registered for `name`, or None (for code that must carry on without one)."""
-        return cls._handlers.get(name)
+        """The spec of `name`, or None (for code that must carry on without one)."""
+        try:
+            return cls.get(name)
+        except JobHandlerNotFound:
+            return None
+
+    @classmethod
+    def add_resolver(cls, resolver: Resolver) -> None:
+        """Consult `resolver` for names nobody registered (once, however often it is added)."""
+        with cls._lock:
+            if resolver not in cls._resolvers:
+                cls._resolvers.append(resolver)
 
     @classmethod
     def snapshot(cls) -> dict[str, HandlerSpec]:
@@ -143,7 +174,7 @@ class JobHandlerRegistry:
 
     @classmethod
     def has(cls, name: str) -> bool:
-        return name in cls._handlers
+        return cls.find(name) is not None
 
     @classmethod
     def names(cls) -> list[str]:

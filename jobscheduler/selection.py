@@ -50,6 +50,8 @@ class JobSelection:
     finished_before: datetime | None = None
     #: An exact job id or external id (a Temporal workflow id, the queue id).
     search: str | None = None
+    #: The steps of one workflow.
+    workflow: uuid.UUID | None = None
     #: Payload containment, `key=value` pairs separated by spaces (`customerId=42 region=eu`; `a.b=1` for nested
     #: keys): jobs whose data has every pair. A number also matches the same digits stored as a string.
     payload: str | None = None
@@ -72,6 +74,8 @@ class JobSelection:
                 raise InvalidSelection(f"{name} must be a timezone-aware datetime, got {value!r}")
         if self.payload is not None:
             payload_pairs(self.payload)
+        if self.workflow is not None and parse_uuid(self.workflow) is None:
+            raise InvalidSelection(f"workflow must be a workflow id, got {self.workflow!r}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> JobSelection:
@@ -116,6 +120,8 @@ class JobSelection:
             queryset = queryset.filter(status__in=FINAL_STATUSES, updated_at__gte=self.finished_after)
         if self.finished_before is not None:
             queryset = queryset.filter(status__in=FINAL_STATUSES, updated_at__lt=self.finished_before)
+        if self.workflow is not None:
+            queryset = queryset.in_workflow(parse_uuid(self.workflow))  # the partial index on workflowId
         if self.payload is not None:
             for path, values in payload_pairs(self.payload):
                 match = Q()
@@ -136,7 +142,11 @@ class JobSelection:
     def as_dict(self) -> dict[str, Any]:
         """The criteria given, as JSON (the audit log's `filter`)."""
         return {
-            name: value.isoformat() if isinstance(value, datetime) else value
+            name: value.isoformat()
+            if isinstance(value, datetime)
+            else str(value)
+            if isinstance(value, uuid.UUID)
+            else value
             for name, value in asdict(self).items()
             if value is not None
         }

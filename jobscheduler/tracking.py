@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,15 +32,18 @@ from .states import Outcome, RunnerType, render_sql
 
 #: Inserts one `jobs` row per `src` row (tenant, job_id, type, metadata jsonb, user_id). Parameters:
 #: %(status)s, %(runner_type)s. `external_id` is the job id for pgboss (the queue row's id).
-INSERT_JOBS_SQL = render_sql(
-    """
+_INSERT_JOBS = """
 INSERT INTO jobs (tenant, job_id, type, metadata, status, created_at, updated_at, user_id, runner_type,
                   external_id)
-SELECT src.tenant, src.job_id, src.type, src.metadata, %(status)s::job_status, now(), now(), src.user_id,
+SELECT src.tenant, src.job_id, src.type, src.metadata, $STATUS, now(), now(), src.user_id,
        %(runner_type)s::varchar, CASE WHEN %(runner_type)s::varchar = $RUNNER_PGBOSS THEN src.job_id::text END
 FROM src
 """
-)
+INSERT_JOBS_SQL = render_sql(_INSERT_JOBS.replace("$STATUS", "%(status)s::job_status"))
+
+#: As INSERT_JOBS_SQL, each row with its own status (`src.status`): a workflow's first steps are `queued`, the
+#: ones waiting for dependencies `pending`.
+INSERT_STEPS_SQL = render_sql(_INSERT_JOBS.replace("$STATUS", "src.status::job_status"))
 
 
 def build_metadata(
@@ -113,6 +116,18 @@ def record_queued(
     )
 
 
+def record_withdrawn(tenant: uuid.UUID, job_id: uuid.UUID, *, runner_type: RunnerType, cursor=None) -> int:
+    """Remove a row that is still `pending` (its backend never accepted the job) so another backend can record
+    the job under the same id; 0 when it is no longer pending (cancelled meanwhile, say)."""
+    return _execute(
+        """DELETE FROM jobs WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending'
+               AND runner_type = %(runner_type)s
+               AND NOT EXISTS (SELECT 1 FROM job_details d WHERE d.tenant = %(tenant)s AND d.job_id = %(job_id)s)""",
+        {"tenant": tenant, "job_id": job_id, "runner_type": str(runner_type)},
+        cursor,
+    )
+
+
 # -- an attempt starts ------------------------------------------------------------------------------------------
 
 #: `src` rows: (tenant, job_id, attempt). Parameter: %(worker_id)s.
@@ -125,12 +140,15 @@ started AS (
             || CASE WHEN j.metadata ? 'startedAt' THEN '{}'::jsonb ELSE jsonb_build_object('startedAt', now()) END
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
-    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data
+    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data,
+              j.metadata ->> 'traceparent' AS traceparent, j.metadata ->> 'tracestate' AS tracestate
 ),
 started_step AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_started', 'processing',
-           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1,
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text)
     FROM started
 )
 """
@@ -148,6 +166,19 @@ def record_started(
 
 
 # -- an attempt ends --------------------------------------------------------------------------------------------
+
+#: When the current attempt of the `jobs` row `j` started (`lastStartedAt`, written by STARTED_SQL as ISO text);
+#: NULL when the key holds anything else, so a row edited by hand cannot fail a whole batch of outcomes.
+ATTEMPT_STARTED_AT = (
+    r"CASE WHEN j.metadata ->> 'lastStartedAt' ~ '\A\d{4}-\d\d-\d\dT[0-9:.]+([+-][0-9:]+|Z)\Z' "
+    "THEN (j.metadata ->> 'lastStartedAt')::timestamptz END"
+)
+
+
+def _ms_since(started_at: str) -> str:
+    """SQL for the whole milliseconds from `started_at` to this statement's clock (steps use clock_timestamp())."""
+    return f"round(extract(epoch FROM clock_timestamp() - {started_at}) * 1000)::bigint"
+
 
 #: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
 #: next_at timestamptz); `outcome` is an `Outcome` value.
@@ -173,12 +204,20 @@ finished AS (
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
     RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
-              src.next_at
+              src.next_at, j.metadata ->> 'workerId' AS worker_id, """
+    + ATTEMPT_STARTED_AT
+    + """ AS attempt_started_at
 ),
 finished_steps AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT f.tenant, jobscheduler_uuid7(), f.job_id, step.name, step.status::job_status, step.result,
-           clock_timestamp(), f.attempt - 1
+           clock_timestamp(), f.attempt - 1,
+           jsonb_strip_nulls(jsonb_build_object(
+               'attempt', nullif(f.attempt, 0), 'workerId', f.worker_id,
+               'durationMs', CASE WHEN f.attempt > 0 THEN """
+    + _ms_since("f.attempt_started_at")
+    + """ END))
     FROM finished f
     CROSS JOIN LATERAL (VALUES
         (1, 'execution_completed', 'completed', jsonb_build_object('attempt', f.attempt, 'result', f.result)),
@@ -199,7 +238,7 @@ finished_steps AS (
 """
 )
 
-#: A row source for FINISHED_SQL from parallel arrays (see `finish_params`).
+#: A row source for FINISHED_SQL from parallel arrays (see `outcome_columns`).
 FINISHED_SRC_FROM_ARRAYS = """
 SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
                      %(results)s::jsonb[], %(errors)s::text[], %(error_types)s::text[], %(tbs)s::text[],
@@ -225,18 +264,19 @@ class AttemptOutcome:
     retry_delay_ms: float | None = None
 
 
-def finish_params(outcomes: Iterable[AttemptOutcome]) -> dict[str, list]:
-    rows = list(outcomes)
+def outcome_columns(outcomes: Sequence[AttemptOutcome]) -> dict[str, list]:
+    """The parallel arrays of a `src` for FINISHED_SQL, except the next attempt's time, which each backend
+    knows its own way: Temporal passes `next_ats` (see `record_finished`); the queue's FINISH statement passes
+    the backoff and lets the database clock turn it into `next_at`."""
     return {
-        "tenants": [o.tenant for o in rows],
-        "ids": [o.job_id for o in rows],
-        "attempts": [o.attempt for o in rows],
-        "outcomes": [str(o.outcome) for o in rows],
-        "results": [o.result_json for o in rows],
-        "errors": [o.error for o in rows],
-        "error_types": [o.error_type for o in rows],
-        "tbs": [o.traceback for o in rows],
-        "next_ats": [o.next_at for o in rows],
+        "tenants": [o.tenant for o in outcomes],
+        "ids": [o.job_id for o in outcomes],
+        "attempts": [o.attempt for o in outcomes],
+        "outcomes": [str(o.outcome) for o in outcomes],
+        "results": [o.result_json for o in outcomes],
+        "errors": [o.error for o in outcomes],
+        "error_types": [o.error_type for o in outcomes],
+        "tbs": [o.traceback for o in outcomes],
     }
 
 
@@ -245,39 +285,96 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     if not outcomes:
         return 0
     sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + FINISHED_SQL + "SELECT count(*) FROM finished"
-    return _execute(sql, finish_params(outcomes), cursor)
+    params = outcome_columns(outcomes) | {"next_ats": [o.next_at for o in outcomes]}
+    return _execute(sql, params, cursor)
 
 
-#: `src` rows: (tenant, job_id, reason text). A job cancelled before any attempt began: only a live, not-yet-final
-#: record may be cancelled; its `execution_cancelled` step is written.
+#: Workflow steps whose last dependency completed (`ready_steps` rows: tenant, job_id) go from `pending`
+#: (waiting) to `queued`.
+RELEASED_SQL = """,
+released_jobs AS (
+    UPDATE jobs j SET status = 'queued', updated_at = now()
+    FROM ready_steps r
+    WHERE j.tenant = r.tenant AND j.job_id = r.job_id AND j.status = 'pending'
+    RETURNING j.job_id
+)
+"""
+
+#: Jobs cancelled before any attempt began (`unstarted` rows: tenant, job_id, reason, cause uuid or NULL, the
+#: dependency that caused it). Only a record not yet final changes, so a job is recorded cancelled once.
 CANCELLED_UNSTARTED_SQL = """,
-cancelled AS (
+cancelled_jobs AS (
     UPDATE jobs j SET status = 'cancelled', updated_at = now(),
         metadata = coalesce(j.metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
-            || CASE WHEN src.reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelReason', src.reason) END
-    FROM src
-    WHERE j.tenant = src.tenant AND j.job_id = src.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
-    RETURNING j.tenant, j.job_id, coalesce((j.metadata ->> 'attempts')::int, 0) AS attempts, src.reason
+            || CASE WHEN u.reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelReason', u.reason) END
+            || CASE WHEN u.cause IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelledByJob', u.cause) END
+    FROM unstarted u
+    WHERE j.tenant = u.tenant AND j.job_id = u.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING j.tenant, j.job_id, u.reason, coalesce((j.metadata ->> 'attempts')::int, 0) AS attempts
 ),
-cancelled_step AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+cancelled_steps AS (
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
-           jsonb_build_object('reason', reason), now(), greatest(attempts - 1, 0)
-    FROM cancelled
+           jsonb_build_object('reason', reason), now(), greatest(attempts - 1, 0), '{}'::jsonb
+    FROM cancelled_jobs
 )
 """
 
 
 def record_cancelled_unstarted(
-    tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str | None, cursor=None
+    tenant: uuid.UUID,
+    job_id: uuid.UUID,
+    *,
+    reason: str | None,
+    cause: uuid.UUID | str | None = None,
+    cursor=None,
 ) -> int:
-    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled."""
-    sql = (
-        "WITH src AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id, %(reason)s::text AS reason)"
+    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled. `cause`:
+    the workflow dependency whose failure cancelled it."""
+    return _execute(
+        "WITH unstarted AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id,"
+        " %(reason)s::text AS reason, %(cause)s::uuid AS cause)"
         + CANCELLED_UNSTARTED_SQL
-        + "SELECT count(*) FROM cancelled"
+        + "SELECT count(*) FROM cancelled_jobs",
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cause": cause},
+        cursor,
     )
-    return _execute(sql, {"tenant": tenant, "job_id": job_id, "reason": reason}, cursor)
+
+
+def record_resumed(
+    tenant: uuid.UUID,
+    job_ids: Sequence[uuid.UUID],
+    *,
+    retried: uuid.UUID,
+    retry: uuid.UUID,
+    reason: str,
+    cursor=None,
+) -> int:
+    """Workflow steps cancelled because of a dependency wait again (`pending`) after that dependency was
+    retried: their cancellation is lifted, `dependsOn` names the retry instead of the retried job, and an
+    `execution_resumed` step says why."""
+    return _execute(
+        """WITH r AS (
+               UPDATE jobs SET status = 'pending', updated_at = now(),
+                   metadata = (metadata - 'completedAt' - 'cancelReason' - 'cancelledByJob')
+                       || jsonb_build_object('dependsOn', coalesce((
+                              SELECT jsonb_agg(CASE WHEN d = %(retried)s::text THEN %(retry)s::text ELSE d END)
+                              FROM jsonb_array_elements_text(metadata -> 'dependsOn') AS d), '[]'::jsonb))
+               WHERE tenant = %(tenant)s AND job_id = ANY(%(ids)s::uuid[]) AND status = 'cancelled'
+               RETURNING tenant, job_id
+           ), s AS (
+               INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
+                                        retry_count, metadata)
+               SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_resumed', 'pending',
+                      jsonb_build_object('reason', %(reason)s::text, 'retryOf', %(retried)s::text,
+                                         'retry', %(retry)s::text), now(), 0, '{}'::jsonb
+               FROM r
+           )
+           SELECT count(*) FROM r""",
+        {"tenant": tenant, "ids": list(job_ids), "retried": retried, "retry": retry, "reason": reason},
+        cursor,
+    )
 
 
 #: `src` rows: (tenant, job_id, data jsonb). A waiting job's payload replaced by a later call (a debounced job):
@@ -320,11 +417,18 @@ def record_step(
     attempt: int,
     cursor=None,
 ) -> None:
-    """A handler's own step (`current_job().step(...)`)."""
+    """A handler's own step (`current_job().step(...)`), with the attempt's worker and time so far."""
     _execute(
-        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-           VALUES (%(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
-                   %(result)s::jsonb, clock_timestamp(), %(retry)s)""",
+        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                                   metadata)
+           SELECT %(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
+                  %(result)s::jsonb, clock_timestamp(), %(retry)s,
+                  jsonb_strip_nulls(jsonb_build_object(
+                      'attempt', %(attempt)s::int, 'workerId', j.metadata ->> 'workerId',
+                      'durationMs', """
+        + _ms_since(ATTEMPT_STARTED_AT)
+        + """))
+           FROM (SELECT NULL) AS one LEFT JOIN jobs j ON j.tenant = %(tenant)s AND j.job_id = %(job_id)s""",
         {
             "tenant": tenant,
             "job_id": job_id,
@@ -332,6 +436,7 @@ def record_step(
             "status": status,
             "result": result_json,
             "retry": max(attempt - 1, 0),
+            "attempt": attempt,
         },
         cursor,
     )

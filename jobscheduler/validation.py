@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import re
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -18,25 +19,71 @@ from .conf import setting
 from .exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
 from .queues import check_queue_name
 from .record_keys import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
+from .tenancy import default_tenant
 
 
 def encode_data(data: Any) -> str:
     """The payload as compact JSON text, or InvalidJobData / PayloadTooLarge."""
     if not isinstance(data, dict):
         raise InvalidJobData(f"Job data must be a JSON object (a dict), got {type(data).__name__}")
-    try:
-        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJobData(f"Job data is not JSON-serialisable: {exc}") from None
-    except RecursionError:
-        raise InvalidJobData("Job data is nested too deeply to encode as JSON") from None
-    if "\\u0000" in text:
-        raise InvalidJobData("Job data contains a NUL character, which PostgreSQL JSONB cannot store")
+    text = _storable_json(data, "Job data")
     limit = setting("MAX_PAYLOAD_BYTES")
-    size = len(text.encode("utf-8"))
+    size = _size(text)
     if size > limit:
         raise PayloadTooLarge(size, limit)
     return text
+
+
+def payload_size(data: Any) -> int:
+    """The size MAX_PAYLOAD_BYTES limits: bytes of the payload's compact JSON text (the worker measures a stored
+    payload the same way, whatever PostgreSQL's own text of it looks like)."""
+    return _size(json.dumps(data, separators=(",", ":"), allow_nan=False))
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+#: A JSON escape of NUL that is not itself an escaped backslash followed by "u0000".
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+#: A UTF-16 surrogate pair (one character to PostgreSQL), else a surrogate on its own.
+_SURROGATE = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
+
+
+def _storable_json(value: Any, what: str) -> str:
+    """Compact JSON text of `value`, refusing what PostgreSQL's JSONB would refuse only at insert time, with a
+    DataError that aborts the caller's transaction: a NUL character, or a lone surrogate. Python strings may
+    hold one (`"\\ud800"`); JSON escapes it, and PostgreSQL accepts a surrogate escape only as half of a pair."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobData(f"{what} is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise InvalidJobData(f"{what} is nested too deeply to encode as JSON") from None
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise InvalidJobData(f"{what} contains a NUL character, which PostgreSQL JSONB cannot store")
+    if "\\ud" in text:  # an escaped character from U+D000 on: maybe a surrogate, so look at the characters
+        for match in _SURROGATE.finditer(json.dumps(value, ensure_ascii=False)):
+            if len(match.group()) == 1:
+                raise InvalidJobData(
+                    f"{what} contains a lone surrogate U+{ord(match.group()):04X} (half of a UTF-16 pair), "
+                    "which PostgreSQL cannot store"
+                )
+    return text
+
+
+def _check_storable_text(value: str, what: str, error: type[Exception] = InvalidJobData) -> None:
+    """A string bound for a text column (and the JSON record): no NUL, and no surrogate at all, paired or not,
+    since the driver sends text as UTF-8, which cannot encode one."""
+    if "\x00" in value:
+        raise error(f"{what} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{what} contains the surrogate code point U+{ord(exc.object[exc.start]):04X}, which is not "
+            "Unicode text and PostgreSQL cannot store"
+        ) from None
 
 
 _system_caller: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -66,10 +113,7 @@ def encode_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     clash = reserved.intersection(metadata)
     if clash:
         raise InvalidJobData(f"metadata keys are reserved by the job record: {', '.join(sorted(clash))}")
-    try:
-        json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJobData(f"metadata is not JSON-serialisable: {exc}") from None
+    _storable_json(metadata, "metadata")
     return metadata
 
 
@@ -83,10 +127,14 @@ def _as_uuid(value: Any, what: str, error: type[Exception]) -> uuid.UUID:
 
 
 def resolve_tenant(tenant_id: Any, data: Any) -> uuid.UUID:
+    """`tenant_id`, else `data["tenantId"]`, else the default tenant; TenantRequired on a strict site."""
     if tenant_id is None and isinstance(data, dict):
         tenant_id = data.get("tenantId")
     if tenant_id in (None, ""):
-        raise TenantRequired()
+        fallback = default_tenant()
+        if fallback is None:
+            raise TenantRequired()
+        return fallback
     return _as_uuid(tenant_id, "tenant_id", TenantRequired)
 
 
@@ -109,6 +157,7 @@ def check_singleton_key(key: Any) -> str | None:
         raise InvalidJobData(
             f"singleton_key must be a non-empty string of at most 255 characters, got {key!r}"
         )
+    _check_storable_text(key, "singleton_key")
     return key
 
 
@@ -227,4 +276,5 @@ def check_recurring(
         raise InvalidSchedule(
             f"schedule_key must be a non-empty string of at most {MAX_SCHEDULE_KEY} characters: {key!r}"
         )
+    _check_storable_text(key, "schedule_key", InvalidSchedule)
     return RecurringSpec(key=key, tenant=tenant, user=user, when=when, metadata=extra, queue=queue)

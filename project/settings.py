@@ -50,6 +50,10 @@ INSTALLED_APPS = [
     "project.demo",
     "jobscheduler",
 ]
+try:  # Django 6 has django.tasks built in; Django 5.2 gets it from the django-tasks backport
+    import django.tasks  # noqa: F401
+except ImportError:
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -97,7 +101,22 @@ TEMPORAL_ADDRESS = env("TEMPORAL_ADDRESS")
 TEMPORAL_NAMESPACE = env("TEMPORAL_NAMESPACE")
 TEMPORAL_JOB_TASK_QUEUE = env("TEMPORAL_JOB_TASK_QUEUE")
 
-JOBSCHEDULER = env.json("JOBSCHEDULER", default={})
+# The example site is multi-tenant (demo tenants Acme and Globex), so it is strict: a job names its tenant
+# (else TenantRequired) and a user linked to no tenant sees nothing. The JOBSCHEDULER environment variable
+# (JSON) adds or overrides keys.
+JOBSCHEDULER = {"REQUIRE_TENANT": True, **env.json("JOBSCHEDULER", default={})}
+
+# Django's task API (`@task` functions, `.enqueue()`) on django-jobscheduler. The example site is multi-tenant,
+# so its tasks run for one tenant of their own (the `TASKS` environment variable as JSON replaces this).
+TASKS = env.json(
+    "TASKS",
+    default={
+        "default": {
+            "BACKEND": "jobscheduler.tasks.JobSchedulerBackend",
+            "OPTIONS": {"TENANT_ID": "00000000-0000-0000-0000-00000000a5c5"},
+        }
+    },
+)
 
 LOGGING = {
     "version": 1,

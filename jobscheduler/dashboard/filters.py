@@ -1,4 +1,5 @@
-"""The history table's filter form (django-filter): status, type, queue, runner, time ranges, id and payload search.
+"""The history table's filter form (django-filter): status, type, queue, runner, workflow, time ranges, id and
+payload search.
 
 The form only reads and checks the parameters; what they select is `JobSelection` (selection.py), the same
 definition bulk retry and cancel apply, so "every job matching this filter" means what the table shows. Every
@@ -73,6 +74,7 @@ class JobFilter(django_filters.FilterSet):
     runner = django_filters.ChoiceFilter(
         choices=[(k, k) for k in sorted(RUNNER_CLASSES)], empty_label="Any", label="Runner"
     )
+    workflow = django_filters.UUIDFilter(label="Workflow id")
     created_after = django_filters.DateTimeFilter(label="Created from", widget=DateTimeLocalInput())
     created_before = django_filters.DateTimeFilter(label="Created until", widget=DateTimeLocalInput())
     finished_after = django_filters.DateTimeFilter(label="Finished from", widget=DateTimeLocalInput())

@@ -6,6 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+#: Characters of a job id that tell it apart. A UUIDv7 opens with its creation time in milliseconds, so ids
+#: made within weeks of each other share their first eight characters; the last group is 48 random bits.
+ID_TAIL = 12
 
 
 def format_duration(value: timedelta | None) -> str:
@@ -35,3 +41,27 @@ def meta_time(meta: dict[str, Any], key: str) -> datetime | None:
         return parse_datetime(value)
     except ValueError:
         return None
+
+
+def short_job_id(job_id: Any) -> SafeString:
+    """The distinguishing tail of a job id, for lists where every id starts the same, and a button that puts
+    the whole id on the clipboard (live.js)."""
+    text = str(job_id)
+    return format_html(
+        '<span class="job-id" title="{0}">…{1}</span><button type="button" class="copy" data-copy="{0}" '
+        'title="Copy the whole job id" aria-label="Copy job id {0}">copy</button>',
+        text,
+        text[-ID_TAIL:],
+    )
+
+
+def full_job_id(job_id: Any) -> SafeString:
+    """The whole id where there is room (the admin): one click selects all of it, its distinguishing tail in
+    bold. Styled inline because the admin does not load the dashboard's stylesheet."""
+    text = str(job_id)
+    return format_html(
+        '<span class="job-id" style="user-select: all; white-space: nowrap; font-family: monospace">{}<b>{}</b>'
+        "</span>",
+        text[:-ID_TAIL],
+        text[-ID_TAIL:],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import django_tables2 as tables
@@ -10,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from ..models import Job
-from .formatting import format_duration
+from .formatting import format_duration, short_job_id
 
 
 class NullsLastMixin:
@@ -84,9 +85,10 @@ class JobTable(tables.Table):
             '<span class="bar" title="{}%"><span style="width:{}%"></span></span>', f"{pct:g}", f"{pct:.0f}"
         )
 
-    def render_job_id(self, value) -> str:
-        text = str(value)
-        return format_html('<span title="{}">{}…</span>', text, text[:8])
+    def render_job_id(self, value: uuid.UUID) -> str:
+        """The random tail that differs from row to row (the head is the creation time), the whole id a click
+        away."""
+        return short_job_id(value)
 
 
 def job_url(record: Job) -> str:

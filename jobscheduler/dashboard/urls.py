@@ -23,4 +23,7 @@ urlpatterns = [
     path("workers/", views.WorkersView.as_view(), name="workers"),
     path("queues/", views.QueuesView.as_view(), name="queues"),
     path("queues/<str:name>/<slug:action>/", views.QueueActionView.as_view(), name="queue-action"),
+    path("health/", views.HealthView.as_view(), name="health"),
+    path("audit/", views.AuditView.as_view(), name="audit"),
+    path("workflows/<uuid:workflow_id>/", views.WorkflowDetailView.as_view(), name="workflow-detail"),
 ]

@@ -8,11 +8,13 @@ viewers are sent to the login page; a signed-in viewer without the permission ge
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -21,18 +23,23 @@ from django.views import View
 from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
+from .. import audit
+from ..audit import Actor
 from ..conf import setting
-from ..exceptions import JobSchedulerError
+from ..exceptions import JobSchedulerError, RunnerUnavailable, StepNotRetryable
 from ..ids import parse_uuid
-from ..models import Job, JobStatus, Schedule, Worker
+from ..models import AuditSource, Job, JobStatus, Schedule, Worker
 from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry
 from ..runners.factory import JobRunnerFactory
+from ..runners.health import health_report
 from ..states import RunnerType
+from ..workflows import workflow_status_from_rows
 from . import actions, metrics, queries, queue_stats
 from .charts import bar_chart
 from .filters import JobFilter
 from .formatting import format_duration, meta_time
+from .graph import layout
 from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
 from .scope import (
@@ -48,18 +55,31 @@ from .scope import (
 from .tables import JobTable
 
 PER_PAGE_CHOICES = (25, 50, 100)
+AUDIT_PER_PAGE = 50
+#: The job page shows this job's latest operator actions (the audit page has them all).
+AUDIT_ON_JOB_PAGE = 20
 
 
-class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin):
-    """Login, the permission, and the tenant every query of the request is scoped to."""
+class TenantScopedMixin:
+    """Resolves the tenant every query of the request is scoped to.
 
-    permission_required = VIEW_PERMISSION
-    section = ""
+    It comes after the login and permission mixins in DashboardMixin's bases, so their checks run first: the
+    site's TENANT_RESOLVER is only ever called for a signed-in viewer with the view permission (a resolver may
+    assume `request.user` is a real user, and an anonymous request costs no tenant lookup).
+    """
+
     tenant: uuid.UUID | None
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.tenant = dashboard_tenant(request)
         return super().dispatch(request, *args, **kwargs)
+
+
+class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin, TenantScopedMixin):
+    """Login, the permission, then the tenant (in this order: see TenantScopedMixin)."""
+
+    permission_required = VIEW_PERMISSION
+    section = ""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -145,6 +165,7 @@ class JobDetailView(DashboardMixin, TemplateView):
         steps = list(queries.steps(job))
         for step in steps:
             step.result_json = "" if step.result is None else pretty_json(step.result)
+            step.worker, step.duration = _step_worker_and_duration(step.metadata)
         own_metadata = {k: v for k, v in meta.items() if k != "data"}
         schedule_id = meta.get("scheduleId")
         context.update(
@@ -163,9 +184,35 @@ class JobDetailView(DashboardMixin, TemplateView):
             metadata_json=pretty_json(own_metadata, keep=BOOKKEEPING_KEYS),
             schedule=_schedule_of(self.tenant, schedule_id),
             retry_of=meta.get("retryOf"),
+            workflow_id=meta.get("workflowId"),
+            depends_on=meta.get("dependsOn") or [],
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
             can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
             is_live=not job.is_finished,
+            audit_entries=list(audit.for_job(self.tenant, job.job_id)[:AUDIT_ON_JOB_PAGE]),
+        )
+        return context
+
+
+class WorkflowDetailView(DashboardMixin, TemplateView):
+    """A workflow's graph (plain SVG, each step coloured by its status and linked to its job page) and steps."""
+
+    template_name = "jobscheduler/workflow_detail.html"
+    section = "history"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        found = queries.workflow_for_tenant(self.tenant, kwargs["workflow_id"])
+        if found is None:
+            raise Http404("No such workflow")
+        row, jobs = found
+        status = workflow_status_from_rows(str(row.id), row.name, jobs)
+        context.update(
+            workflow=row,
+            status=status,
+            graph=layout(status.steps),
+            steps=status.steps,
+            is_live=status.status == JobStatus.PROCESSING,
         )
         return context
 
@@ -192,6 +239,19 @@ class SchedulesView(DashboardMixin, TemplateView):
             rows=[(s, last_jobs.get(s.last_job_id)) for s in schedules],
             can_change=self.request.user.has_perm(SCHEDULE_PERMISSION),
         )
+        return context
+
+
+class AuditView(DashboardMixin, TemplateView):
+    """The tenant's operator actions, newest first."""
+
+    template_name = "jobscheduler/audit.html"
+    section = "audit"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        paginator = Paginator(audit.for_tenant(self.tenant), AUDIT_PER_PAGE)
+        context["page"] = paginator.get_page(self.request.GET.get("page"))
         return context
 
 
@@ -251,6 +311,17 @@ class QueuesView(DashboardMixin, TemplateView):
         return context
 
 
+class HealthView(LoginRequiredMixin, PermissionRequiredMixin, View):
+    """`health_report()` as JSON: 200 when healthy, 503 when not. Site-wide, not tenant-scoped (like the
+    workers page): it names job names and task queues, never a tenant's jobs."""
+
+    permission_required = VIEW_PERMISSION
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        report = health_report()
+        return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
+
+
 class ActionView(DashboardMixin, View):
     """A POST-only action (CSRF-checked by the middleware) that redirects back where it was asked from."""
 
@@ -263,6 +334,10 @@ class ActionView(DashboardMixin, View):
         ):
             target = fallback
         return HttpResponseRedirect(target)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request, AuditSource.DASHBOARD)
 
     def get_job(self, job_id: uuid.UUID) -> Job:
         job = queries.job_for_tenant(self.tenant, job_id)
@@ -278,10 +353,16 @@ class CancelJobView(ActionView):
         job = self.get_job(job_id)
         if job.is_finished:
             messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
-        elif actions.cancel(job):
-            messages.success(request, f"Cancelled job {job.job_id}.")
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
+        try:
+            cancelled = actions.cancel(job, actor=self.actor)
+        except RunnerUnavailable as exc:
+            messages.error(request, f"Job {job.job_id} could not be cancelled: {exc}")
         else:
-            messages.error(request, f"Job {job.job_id} could not be cancelled.")
+            if cancelled:
+                messages.success(request, f"Cancelled job {job.job_id}.")
+            else:
+                messages.error(request, f"Job {job.job_id} could not be cancelled.")
         return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
 
 
@@ -290,7 +371,11 @@ class RetryJobView(ActionView):
 
     def post(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         job = self.get_job(job_id)
-        new_id = actions.retry(job)
+        try:
+            new_id = actions.retry(job, actor=self.actor)
+        except StepNotRetryable as exc:
+            messages.error(request, str(exc))
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
         if new_id is None:
             messages.warning(
                 request, f"Job {job.job_id} is still running; only finished jobs can be retried."
@@ -322,10 +407,12 @@ class BulkActionView(ActionView):
             messages.warning(request, "No jobs selected.")
             return self.redirect_back(fallback)
         if action == "cancel":
-            outcome = actions.cancel_many(jobs)
+            outcome = actions.cancel_many(jobs, actor=self.actor)
             messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
+            if outcome.unreachable:
+                messages.error(request, outcome.unreachable_message())
         else:
-            outcome = actions.retry_many(jobs)
+            outcome = actions.retry_many(jobs, actor=self.actor)
             messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
         return self.redirect_back(fallback)
 
@@ -354,7 +441,9 @@ class RedriveView(ActionView):
             return self.redirect_back(fallback)
         runner = JobRunnerFactory.get_instance()
         bulk = runner.retry_jobs if action == "retry" else runner.cancel_jobs
-        outcome = bulk(job_filter.selection(), self.tenant, actor=request.user.get_username())
+        outcome = bulk(
+            job_filter.selection(), self.tenant, actor=Actor.from_request(request, AuditSource.DASHBOARD)
+        )
         verb = "Retried" if action == "retry" else "Cancelled"
         messages.success(
             request, f"{verb} {outcome.done} job(s) matching the filter; {outcome.skipped} skipped."
@@ -369,7 +458,7 @@ class QueueActionView(ActionView):
 
     def post(self, request: HttpRequest, name: str, action: str) -> HttpResponse:
         runner = JobRunnerFactory.get_instance()
-        actor = request.user.get_username()
+        actor = Actor.from_request(request, AuditSource.DASHBOARD)
         try:
             if action == "pause":
                 runner.pause_queue(name, actor=actor)
@@ -421,20 +510,27 @@ class ScheduleActionView(ActionView):
         if self.tenant is None:
             raise Http404("No such schedule")
         schedule = get_object_or_404(Schedule, tenant=self.tenant, id=schedule_id)
+        if action not in ("pause", "resume", "run"):
+            raise Http404("No such action")
+        try:
+            self.act(schedule, action)
+        except RunnerUnavailable as exc:
+            messages.error(request, f"Schedule {schedule.key}: nothing was done: {exc}")
+        return self.redirect_back(reverse("jobscheduler:schedules"))
+
+    def act(self, schedule: Schedule, action: str) -> None:
+        request = self.request
         if action in ("pause", "resume"):
-            actions.set_paused(schedule, action == "pause")
+            actions.set_paused(schedule, action == "pause", actor=self.actor)
             messages.success(
                 request, f"Schedule {schedule.key} {'paused' if action == 'pause' else 'resumed'}."
             )
         elif action == "run":
-            new_id = actions.run_now(schedule)
+            new_id = actions.run_now(schedule, actor=self.actor)
             if new_id is None:
                 messages.error(request, f"Schedule {schedule.key} could not be run.")
             else:
                 messages.success(request, f"Schedule {schedule.key} started job {new_id}.")
-        else:
-            raise Http404("No such action")
-        return self.redirect_back(reverse("jobscheduler:schedules"))
 
 
 def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:
@@ -442,6 +538,16 @@ def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:
     if sid is None or tenant is None:
         return None
     return Schedule.objects.filter(tenant=tenant, id=sid).first()
+
+
+def _step_worker_and_duration(metadata: Any) -> tuple[str, str]:
+    """The worker and the time since its attempt started, from a step's metadata ("" when not recorded: steps
+    written before the column existed, or a step outside an attempt)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    worker = meta.get("workerId")
+    ms = meta.get("durationMs")
+    duration = format_duration(timedelta(milliseconds=ms)) if isinstance(ms, int | float) and ms >= 0 else ""
+    return (str(worker) if worker else ""), duration
 
 
 def _running_ids(value: Any) -> list[uuid.UUID]:

@@ -6,10 +6,19 @@ connection of its own, LISTEN needs a dedicated one, and handler threads keep Dj
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 import psycopg
 from django.db import connections
 
 from ..conf import setting
+
+logger = logging.getLogger("jobscheduler.worker")
+
+T = TypeVar("T")
 
 
 def connect_params(alias: str = "default") -> dict:
@@ -18,7 +27,7 @@ def connect_params(alias: str = "default") -> dict:
         params.pop(key, None)
     # Prepared statements make the hot statements cheaper; a transaction-mode pooler (poll-only mode) cannot
     # keep them across transactions.
-    params["prepare_threshold"] = 1 if setting("USE_LISTEN_NOTIFY") else None
+    params["prepare_threshold"] = None if behind_transaction_pooler() else 1
     params.setdefault("connect_timeout", 10)
     params["application_name"] = "jobscheduler-worker"
     return params
@@ -32,12 +41,83 @@ def connect_params(alias: str = "default") -> dict:
 KEYED_ACCESS_ONLY = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET jit = off"
 
 
+def behind_transaction_pooler() -> bool:
+    """Poll-only mode (USE_LISTEN_NOTIFY off) is the mode for a transaction-mode pooler (PgBouncer): each
+    transaction may run on another server connection, so nothing may rely on session state."""
+    return not setting("USE_LISTEN_NOTIFY")
+
+
 def open_connection(alias: str = "default", *, autocommit: bool = True) -> psycopg.Connection:
+    """A worker connection. Its session settings are skipped behind a transaction pooler: there a `SET` lands
+    on whichever server connection runs it and stays there for the pooler's other clients (the site's web
+    requests would inherit enable_seqscan = off). The time zone is the exception: PgBouncer tracks it per
+    client and replays it on every server connection it assigns."""
     conn = psycopg.connect(**connect_params(alias), autocommit=autocommit)
     conn.execute("SET TIME ZONE 'UTC'")
-    for statement in KEYED_ACCESS_ONLY.split("; "):
-        conn.execute(statement)
+    if not behind_transaction_pooler():
+        for statement in KEYED_ACCESS_ONLY.split("; "):
+            conn.execute(statement)
     return conn
+
+
+class WorkerConnection:
+    """The worker's main connection (register, claim, unregister), re-made when it is lost: a database restart
+    costs the loop a turn, not the worker.
+
+    `give_up` says when to stop trying to reconnect (a stopping worker past its shutdown deadline)."""
+
+    def __init__(self, *, give_up: Callable[[], bool]) -> None:
+        self._give_up = give_up
+        self._conn: psycopg.Connection | None = None
+
+    def open(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._conn = open_connection()
+                return
+            except psycopg.OperationalError as exc:
+                if self._give_up():
+                    raise
+                logger.warning(
+                    "Database unreachable (%s); retrying in %.1fs",
+                    exc,
+                    delay,
+                    extra={"action": "db_reconnect"},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def execute(self, statement: str, params: dict) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute(statement, params)
+
+    def fetch(self, statement: str, params: dict) -> list[tuple]:
+        with self._conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
+
+    def fetch_in_transaction(self, *steps: tuple[str, dict | None]) -> list[list[tuple]]:
+        """Run the statements in one transaction and one round trip (pipeline mode); each one's rows."""
+        with self._conn.pipeline(), self._conn.transaction():
+            cursors = [self._conn.execute(statement, params) for statement, params in steps]
+        return [cursor.fetchall() for cursor in cursors]
+
+    def safely(self, step: Callable[[], T], default: T) -> T:
+        """Run a database step; on a lost connection, reconnect and return `default` (the loop tries again)."""
+        try:
+            return step()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            logger.warning("Database connection lost (%s); reconnecting", exc, extra={"action": "db_lost"})
+            try:
+                self._conn.close()
+            except Exception:
+                logger.debug("closing a broken connection failed", exc_info=True)
+            self.open()
+            return default
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class _PreparedCursor(psycopg.Cursor):
@@ -55,7 +135,7 @@ def django_prepared_cursor(alias: str = "default"):
     Poll-only mode (USE_LISTEN_NOTIFY off, meant for transaction-mode poolers) keeps Django's client-side cursor,
     since prepared statements do not survive a pooler's connection switching."""
     conn = connections[alias]
-    if not setting("USE_LISTEN_NOTIFY"):
+    if behind_transaction_pooler():
         return conn.cursor()
     conn.ensure_connection()
     conn.validate_thread_sharing()

@@ -1,7 +1,10 @@
 """Running one claimed attempt: look the handler up, call it, and say how the attempt ended.
 
-Nothing here touches the queue: the outcome goes back to the worker, which records it (fenced) in a batch.
-Nothing is unpickled or imported by name: a job's name only selects a registered handler, and its data is JSON.
+Nothing here touches the queue: the outcome goes back to the executor, and the completer records it (fenced) in a
+batch.
+Nothing is unpickled: a job's name only selects a registered handler (or, through the registry's resolver, a
+`django.tasks` Task of our backend at that module path; nothing else found by name is ever called), and its
+data is JSON.
 """
 
 from __future__ import annotations
@@ -11,14 +14,20 @@ import json
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg
 
 from .. import tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
 from ..registry import JobHandlerRegistry, RetryPolicy
-from ..states import Outcome
+from ..states import Outcome, RunnerType
+from ..telemetry import tracing
+from ..validation import payload_size
+from .writes import HandlerWrite, ProgressWrite, StepWrite
 
 MAX_ERROR_CHARS = 4000
 MAX_TRACEBACK_CHARS = 20000
@@ -36,6 +45,12 @@ class Attempt:
     token: uuid.UUID
     data: Any
     deadline: float = 0.0
+    #: time.monotonic() when it was claimed, for its run time.
+    started: float = 0.0
+    #: time.monotonic() when its outcome was decided.
+    ended: float = 0.0
+    #: The enqueue's trace context (`traceparent`, `tracestate`), parent of the attempt's span.
+    trace: dict[str, str | None] | None = None
     ctx: QueueJobContext | None = None
     thread: threading.Thread | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -45,9 +60,9 @@ class Attempt:
 
 
 class QueueJobContext(JobContext):
-    """`current_job()` under the pgboss worker: writes are handed to the worker, which owns the connection."""
+    """`current_job()` under the pgboss worker: writes are handed to the completer, which owns the connection."""
 
-    def __init__(self, attempt: Attempt, submit) -> None:
+    def __init__(self, attempt: Attempt, submit: Callable[[HandlerWrite], None]) -> None:
         super().__init__(
             job_id=attempt.job_id,
             tenant=attempt.tenant,
@@ -58,10 +73,38 @@ class QueueJobContext(JobContext):
         self._submit = submit
 
     def _save_progress(self, pct: float, message: str | None) -> None:
-        self._submit(("progress", self.tenant, self.job_id, pct, message, self.attempt))
+        self._submit(
+            ProgressWrite(
+                tenant=self.tenant, job_id=self.job_id, attempt=self.attempt, pct=pct, message=message
+            )
+        )
 
     def _save_step(self, name: str, status: str, result_json: str | None) -> None:
-        self._submit(("step", self.tenant, self.job_id, name, status, result_json, self.attempt))
+        self._submit(
+            StepWrite(
+                tenant=self.tenant,
+                job_id=self.job_id,
+                attempt=self.attempt,
+                name=name,
+                status=status,
+                result_json=result_json,
+            )
+        )
+
+
+def apply_write(conn: psycopg.Connection, write: HandlerWrite) -> None:
+    """Record a write a handler handed over through its QueueJobContext (progress or a step of its own)."""
+    with conn.cursor() as cur:
+        write.apply(cur)
+
+
+def finish_statement_params(ended: list[tuple[Attempt, tracking.AttemptOutcome]]) -> dict[str, list]:
+    """The parameters of `sql.FINISH` for these attempts: their outcomes, fenced by the leases they hold, and the
+    backoffs the statement turns into next run times by the database clock."""
+    params = tracking.outcome_columns([o for _, o in ended])
+    params["tokens"] = [a.token for a, _ in ended]
+    params["delays"] = [o.retry_delay_ms for _, o in ended]
+    return params
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -99,8 +142,8 @@ def failure_outcome(
 
 
 def simple_outcome(
-    attempt: Attempt, outcome: str, *, result_json: str | None = None, reason: str | None = None
-):
+    attempt: Attempt, outcome: Outcome, *, result_json: str | None = None, reason: str | None = None
+) -> tracking.AttemptOutcome:
     return tracking.AttemptOutcome(
         tenant=attempt.tenant,
         job_id=attempt.job_id,
@@ -111,26 +154,58 @@ def simple_outcome(
     )
 
 
+#: PostgreSQL prints JSONB with spaces, UTF-8 characters and expanded numbers (1e300 has 301 digits), so its text
+#: of a payload enqueue accepted can be longer than the payload's compact JSON. Text this many times over the
+#: limit is refused without decoding (a row written by hand must not make the worker parse gigabytes).
+DECODE_GUARD_FACTOR = 64
+
+
 def decode_data(text: str | None, max_bytes: int) -> dict:
     """The payload of a claimed row, or the error that fails it: rows may have been written by hand, so the
-    worker checks what enqueue would have refused (size, shape) and never trusts the nesting depth."""
+    worker checks what enqueue would have refused (size, shape) and never trusts the nesting depth. The size is
+    measured as enqueue measures it (compact JSON, `validation.payload_size`), not on PostgreSQL's text."""
     if text is not None:
-        size = len(text.encode("utf-8"))
-        if size > max_bytes:
-            raise PayloadTooLarge(size, max_bytes)
+        raw = len(text.encode("utf-8"))
+        if raw > DECODE_GUARD_FACTOR * max_bytes:
+            raise PayloadTooLarge(raw, max_bytes)
         try:
             data = json.loads(text)
         except RecursionError:
             raise InvalidJobData("Job data is nested too deeply to decode") from None
     else:
-        data = None
+        data, raw = None, 0
     if not isinstance(data, dict):
         raise InvalidJobData(f"Job data must be a JSON object, got {type(data).__name__}")
+    if raw > max_bytes:  # PostgreSQL's text is longer than the limit: measure the way enqueue did
+        size = payload_size(data)
+        if size > max_bytes:
+            raise PayloadTooLarge(size, max_bytes)
     return data
 
 
-def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tracking.AttemptOutcome:
-    """Call the handler for one attempt and turn what happened into an outcome."""
+def run_attempt(
+    attempt: Attempt, loop_for_thread: Callable[[], asyncio.AbstractEventLoop], max_payload_bytes: int
+) -> tracking.AttemptOutcome:
+    """Call the handler for one attempt, inside the attempt's span, and turn what happened into an outcome."""
+    with tracing.attempt_span(
+        carrier=attempt.trace,
+        queue=attempt.name,
+        job_type=attempt.name,
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        backend=RunnerType.PGBOSS,
+    ) as span:
+        outcome = _run_handler(attempt, loop_for_thread, max_payload_bytes)
+        tracing.end_attempt(span, outcome.outcome, outcome.error if outcome.outcome in FAILURES else None)
+    return outcome
+
+
+FAILURES = (Outcome.FAILED, Outcome.RETRY)
+
+
+def _run_handler(
+    attempt: Attempt, loop_for_thread: Callable[[], asyncio.AbstractEventLoop], max_payload_bytes: int
+) -> tracking.AttemptOutcome:
     try:
         spec = JobHandlerRegistry.get(attempt.name)
         attempt.data = decode_data(attempt.data, max_payload_bytes)

@@ -19,7 +19,9 @@ from ..exceptions import InvalidSchedule
 from ..ids import new_id
 from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry
+from ..telemetry import metrics
 from . import sql
+from .connection import behind_transaction_pooler
 from .cron import next_tick
 from .enqueue import enqueue
 from .periodic import PeriodicThread
@@ -55,8 +57,11 @@ class Maintenance(PeriodicThread):
 
 
 def _limit_idle_transactions(conn: psycopg.Connection) -> None:
-    # A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long.
-    conn.execute("SET idle_in_transaction_session_timeout = '5s'")
+    """A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long. Behind a
+    transaction pooler the session setting would stay on a shared server connection (and end the site's own
+    idle transactions): there the pooler's `idle_transaction_timeout` does this job (docs/operations.md)."""
+    if not behind_transaction_pooler():
+        conn.execute("SET idle_in_transaction_session_timeout = '5s'")
 
 
 def run_pass(conn: psycopg.Connection, *, scheduler: bool = True, prune: bool = True) -> dict[str, int]:
@@ -84,6 +89,7 @@ def prune_history(conn: psycopg.Connection, days: int) -> int:
         total += deleted
         if deleted < PRUNE_BATCH:
             break
+    conn.execute(sql.PRUNE_WORKFLOWS, {"days": days})
     return total
 
 
@@ -98,6 +104,7 @@ def rescue(conn: psycopg.Connection) -> int:
                 outcome,
                 extra={"action": "rescue", "job_id": str(job_id), "outcome": outcome},
             )
+            metrics.observe_rescued(outcome)
         total += len(rows)
         if len(rows) < RESCUE_BATCH:
             return total
@@ -120,10 +127,11 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
             # A row written by hand (or by an older version) that cannot be evaluated: park it, visibly.
             conn.execute(sql.PAUSE_BROKEN_SCHEDULE, {"schedule_id": sid})
             logger.error(
-                "Schedule %s paused: it cannot be evaluated (%s)",
+                "Schedule %s of tenant %s paused: it cannot be evaluated (%s)",
                 key,
+                tenant,
                 exc,
-                extra={"action": "cron_broken", "key": key},
+                extra={"action": "cron_broken", "key": key, "tenant": str(tenant), "schedule_id": str(sid)},
             )
             continue
         job_id = new_id()
@@ -151,11 +159,21 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
                     max_attempts=max_attempts,
                 )
             fired += 1
+            # Keys repeat across tenants (one schedule per tenant is the common case): name both, and the job.
             logger.info(
-                "Schedule %s fired for tick %s",
+                "Schedule %s of tenant %s fired for tick %s: job %s",
                 key,
+                tenant,
                 tick.isoformat(),
-                extra={"action": "cron_fire", "key": key},
+                job_id,
+                extra={
+                    "action": "cron_fire",
+                    "key": key,
+                    "tenant": str(tenant),
+                    "schedule_id": str(sid),
+                    "tick": tick.isoformat(),
+                    "job_id": str(job_id),
+                },
             )
         conn.execute(
             sql.ADVANCE_SCHEDULE,

@@ -6,6 +6,7 @@ transaction commits, and its NOTIFY (the workers' wake-up) is only delivered at 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -15,16 +16,32 @@ from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from .. import tracking, uniqueness, validation
+from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..registry import JobHandlerRegistry
-from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status
+from ..runners.base import (
+    HandOver,
+    JobRunner,
+    JobStatusInfo,
+    ScheduleJobResult,
+    UnservedQueue,
+    load_status,
+)
 from ..states import RunnerType
+from ..telemetry import tracing
 from ..uniqueness import Debounce, Policy
-from . import sql
+from ..workflows import Workflow, WorkflowResult, plan
+from . import redrive, sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
 from .enqueue import enqueue
+
+#: The reason a bulk cancel records for the jobs it removes from the queue.
+BULK_CANCEL_REASON = "Cancelled in bulk"
+
+#: Ready jobs read at most when looking for unserved job names (see sql.UNSERVED).
+QUEUE_SCAN_LIMIT = 10_000
 
 
 class PgBossJobRunner(JobRunner):
@@ -50,7 +67,16 @@ class PgBossJobRunner(JobRunner):
         metadata: dict[str, Any] | None = None,
     ) -> ScheduleJobResult:
         return self._enqueue_one(
-            job_name, data, None, tenant_id, user_id, singleton_key, priority, queue, metadata, unique=unique
+            job_name,
+            data,
+            None,
+            tenant_id,
+            user_id,
+            singleton_key,
+            priority,
+            metadata,
+            queue=queue,
+            unique=unique,
         )
 
     def schedule_job_at(
@@ -76,8 +102,8 @@ class PgBossJobRunner(JobRunner):
             user_id,
             singleton_key,
             priority,
-            queue,
             metadata,
+            queue=queue,
             unique=unique,
         )
 
@@ -93,13 +119,33 @@ class PgBossJobRunner(JobRunner):
         queue: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[ScheduleJobResult]:
-        """Enqueue many jobs of one name in one round trip; all are validated before any is written."""
+        """Enqueue many jobs of one name in one round trip; all are validated before any is written. One
+        enqueue span covers the batch; every job carries its context."""
+        with tracing.enqueue_span(
+            queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS, count=len(items)
+        ) as (trace, _span):
+            return self._write_many(
+                job_name, items, tenant_id, user_id, priority, run_at, queue, metadata, trace
+            )
+
+    def _write_many(
+        self,
+        job_name: str,
+        items: Sequence[dict[str, Any]],
+        tenant_id: Any,
+        user_id: Any,
+        priority: int,
+        run_at: datetime | None,
+        queue: str | None,
+        metadata: dict[str, Any] | None,
+        trace: dict[str, str],
+    ) -> list[ScheduleJobResult]:
         spec = JobHandlerRegistry.get(job_name)
         if run_at is not None:
             validation.check_run_at(run_at)
         priority = validation.check_priority(priority)
         queue = validation.resolve_queue(queue, spec.queue)
-        extra = validation.encode_metadata(metadata)
+        extra = {**validation.encode_metadata(metadata), **trace}
         user = validation.resolve_user(user_id)
         tenants, metas = [], []
         for data in items:
@@ -125,11 +171,47 @@ class PgBossJobRunner(JobRunner):
         user_id: Any,
         singleton_key: str | None,
         priority: int,
-        queue: str | None,
         metadata: dict[str, Any] | None,
         *,
         schedule_id: uuid.UUID | None = None,
+        queue: str | None = None,
         unique: Policy | None = None,
+    ) -> ScheduleJobResult:
+        with tracing.enqueue_span(queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS) as (
+            trace,
+            span,
+        ):
+            result = self._write_one(
+                job_name,
+                data,
+                run_at,
+                tenant_id,
+                user_id,
+                singleton_key,
+                priority,
+                metadata,
+                schedule_id,
+                trace,
+                queue,
+                unique,
+            )
+            tracing.set_job_id(span, result.job_id)
+            return result
+
+    def _write_one(
+        self,
+        job_name: str,
+        data: Any,
+        run_at: datetime | None,
+        tenant_id: Any,
+        user_id: Any,
+        singleton_key: str | None,
+        priority: int,
+        metadata: dict[str, Any] | None,
+        schedule_id: uuid.UUID | None,
+        trace: dict[str, str],
+        queue: str | None,
+        unique: Policy | None,
     ) -> ScheduleJobResult:
         spec = JobHandlerRegistry.get(job_name)
         text = validation.encode_data(data)
@@ -141,7 +223,7 @@ class PgBossJobRunner(JobRunner):
         policy = validation.check_unique(unique, singleton_key=singleton_key, run_at=run_at)
         meta = tracking.build_metadata(
             text,
-            extra=validation.encode_metadata(metadata),
+            extra={**validation.encode_metadata(metadata), **trace},
             max_attempts=spec.retry.max_attempts,
             priority=priority,
             singleton_key=singleton_key,
@@ -149,8 +231,53 @@ class PgBossJobRunner(JobRunner):
             queue=queue,
             unique_key=policy.key if policy else None,
         )
-        job_id = new_id()
-        args = [
+        args = (job_name, queue, tenant, new_id(), meta, user, priority, run_at, spec.retry.max_attempts)
+        if policy is not None:
+            job_id = self._insert_unique(policy, text, *args)
+        else:
+            job_id = self._insert_one(*args, singleton_key)
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def take_over(self, handover: HandOver) -> ScheduleJobResult:
+        """Run on pgboss a job another backend could not be reached to start (Temporal, with
+        JOB_RUNNER_FALLBACK_TO_PGBOSS): its pending row is replaced by a pgboss one with the same id, payload and metadata, plus
+        `fallbackReason`. A job cancelled while pending stays cancelled and is not enqueued."""
+        job = handover.job
+        meta = json.loads(job.metadata_json)
+        meta["fallbackReason"] = handover.reason
+        max_attempts = meta.get("maxAttempts") or JobHandlerRegistry.get(job.type).retry.max_attempts
+        with transaction.atomic():
+            if not tracking.record_withdrawn(job.tenant, job.job_id, runner_type=handover.from_runner):
+                return ScheduleJobResult(job_id=str(job.job_id), external_id=None)
+            job_id = self._insert_one(
+                job.type,
+                meta.get("queue") or JobHandlerRegistry.get(job.type).queue,
+                job.tenant,
+                job.job_id,
+                json.dumps(meta, separators=(",", ":")),
+                job.user_id,
+                int(meta.get("priority") or 0),
+                handover.run_at,
+                max_attempts,
+                handover.singleton_key,
+            )
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def _insert_one(
+        self,
+        job_name: str,
+        queue: str,
+        tenant: uuid.UUID,
+        job_id: uuid.UUID,
+        meta: str,
+        user: uuid.UUID,
+        priority: int,
+        run_at: datetime | None,
+        max_attempts: int,
+        singleton_key: str | None,
+    ) -> uuid.UUID:
+        """Enqueue one job; with a singleton key held by a live job, that job's id instead."""
+        args = (
             job_name,
             queue,
             [tenant],
@@ -159,24 +286,34 @@ class PgBossJobRunner(JobRunner):
             user,
             priority,
             run_at,
-            spec.retry.max_attempts,
+            max_attempts,
             singleton_key,
-        ]
-        if policy is not None:
-            return self._enqueue_unique(policy, tenant, text, args)
+        )
         # One statement, atomic on its own: no savepoint round trips on the hot path.
         if not self._insert(*args) and singleton_key is not None:
             existing = self._find_singleton(tenant, singleton_key)
             if existing is None:  # the live one finished in between: this one takes its place
                 self._insert(*args)
             else:
-                job_id = existing
-        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+                return existing
+        return job_id
 
-    def _enqueue_unique(
-        self, policy: Policy, tenant: uuid.UUID, data_json: str, args: list[Any]
-    ) -> ScheduleJobResult:
-        """The call under its policy, holding the (tenant, key) lock until the transaction ends."""
+    def _insert_unique(
+        self,
+        policy: Policy,
+        data_json: str,
+        job_name: str,
+        queue: str,
+        tenant: uuid.UUID,
+        job_id: uuid.UUID,
+        meta: str,
+        user: uuid.UUID,
+        priority: int,
+        run_at: datetime | None,
+        max_attempts: int,
+    ) -> uuid.UUID:
+        """Enqueue one job under its uniqueness policy, holding the (tenant, key) lock until the transaction
+        ends; the id of the job that makes it redundant (or that a Debounce moved) instead, if any."""
         with transaction.atomic():
             uniqueness.lock(tenant, policy.key)
             if isinstance(policy, Debounce):
@@ -193,15 +330,16 @@ class PgBossJobRunner(JobRunner):
                     )
                     row = cur.fetchone()
                 if row is not None:
-                    return ScheduleJobResult(job_id=str(row[0]), external_id=str(row[0]))
-                args[7] = dj_timezone.now() + policy.window  # the run time
+                    return row[0]
+                run_at = dj_timezone.now() + policy.window
             else:
                 existing = uniqueness.find_existing(tenant, policy)
                 if existing is not None:
-                    return ScheduleJobResult(job_id=str(existing), external_id=str(existing))
-            self._insert(*args)
-        job_id = args[3][0]
-        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+                    return existing
+            self._insert(
+                job_name, queue, [tenant], [job_id], [meta], user, priority, run_at, max_attempts, None
+            )
+        return job_id
 
     @staticmethod
     def _insert(
@@ -314,10 +452,43 @@ class PgBossJobRunner(JobRunner):
             schedule.user_id,
             None,
             0,
-            schedule.queue,
             {**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
             schedule_id=schedule.id,
+            queue=schedule.queue,
         )
+
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Every step, edge and record in one statement on Django's connection: inside `transaction.atomic()`
+        the workflow exists if and only if the transaction commits."""
+        planned = plan(workflow)
+        workflows.enqueue_workflow(planned)
+        return WorkflowResult(
+            workflow_id=str(planned.workflow_id), job_ids=[str(s.job_id) for s in planned.steps]
+        )
+
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return False
+        return workflows.cancel_workflow(wid, tenant) > 0
+
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
+        retry_id = workflows.retry_step(job)
+        return ScheduleJobResult(job_id=str(retry_id), external_id=str(retry_id))
+
+    # -- bulk redrive ---------------------------------------------------------------------------------------------
+
+    def retry_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+        """One statement for the batch: each finished job among `job_ids` becomes a new job (see sql.REDRIVE_RETRY)."""
+        with transaction.atomic():
+            return redrive.retry_batch(tenant, job_ids)
+
+    def cancel_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+        """One statement for the batch: queued jobs removed and recorded cancelled, running ones told to stop."""
+        with transaction.atomic():
+            return sum(redrive.cancel_batch(tenant, job_ids, BULK_CANCEL_REASON))
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 
@@ -346,10 +517,32 @@ class PgBossJobRunner(JobRunner):
             cur.execute(sql.CANCEL_RUNNING, params)
             return cur.fetchone() is not None
 
-    def is_healthy(self) -> bool:
+    def is_reachable(self) -> bool:
         try:
             with connection.cursor() as cur:
                 cur.execute("SELECT 1")
                 return cur.fetchone() == (1,)
         except Exception:
             return False
+
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Job names with ready jobs and no live worker (heartbeat younger than WORKER_EXPIRY_SECONDS) serving
+        them; see sql.UNSERVED."""
+        with connection.cursor() as cur:
+            cur.execute(
+                sql.UNSERVED,
+                {"expiry_seconds": float(setting("WORKER_EXPIRY_SECONDS")), "scan_limit": QUEUE_SCAN_LIMIT},
+            )
+            rows = cur.fetchall()
+        return [
+            UnservedQueue(
+                runner_type=self.runner_type,
+                queue=name,
+                waiting=waiting,
+                fix=(
+                    "start `python manage.py runjobworker` on this database with this handler registered "
+                    f"(without --jobs, or with --jobs {name})"
+                ),
+            )
+            for name, waiting in rows
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,9 @@ from .. import queues
 from ..ids import parse_uuid
 from ..queues import QueueState
 from ..states import RunnerType
+from ..tracking import NewJob
 from ..validation import system_metadata
+from ..workflows import Workflow, WorkflowResult, WorkflowStatus, workflow_status_from_rows
 
 if TYPE_CHECKING:
     from ..selection import JobSelection
@@ -51,6 +54,49 @@ class JobStatusInfo:
         return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOver:
+    """A job one backend recorded (`pending`, payload and metadata included) but could not start because it is
+    unreachable, for another backend to run under the same id (the Temporal -> pgboss fallback)."""
+
+    job: NewJob
+    from_runner: RunnerType
+    singleton_key: str | None
+    run_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnservedQueue:
+    """Work that waits where no live worker takes it: its jobs stay `queued` until someone starts one."""
+
+    runner_type: RunnerType
+    #: pgboss: a job name (pgboss workers serve job names); Temporal: a task queue.
+    queue: str
+    #: Jobs waiting there (pgboss: ready jobs, counted among the first QUEUE_SCAN_LIMIT; Temporal: the server's
+    #: approximate backlog of workflow and activity tasks).
+    waiting: int
+    #: What to run to serve it.
+    fix: str
+
+    @property
+    def message(self) -> str:
+        what = "task queue" if self.runner_type == RunnerType.TEMPORAL else "job"
+        return (
+            f"No live {self.runner_type} worker serves {what} {self.queue!r} "
+            f"({self.waiting} waiting): {self.fix}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runner_type": str(self.runner_type),
+            "queue": self.queue,
+            "waiting": self.waiting,
+            "fix": self.fix,
+            "message": self.message,
+        }
+
+
 class JobRunner(abc.ABC):
     """Schedules, inspects and cancels jobs on one backend.
 
@@ -68,6 +114,31 @@ class JobRunner(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most runners hold nothing to release
         """Release what the runner holds (connections, threads); the runner is not used afterwards."""
+
+    #: Set (by the fallback) on a backend that records a job before it can start it (Temporal): called with a
+    #: job the backend could not be reached to start, instead of recording it failed; gives the caller's result.
+    on_unreachable: Callable[[HandOver], ScheduleJobResult | None] | None = None
+
+    @property
+    def unreachable_reason(self) -> str | None:
+        """Why the backend was last found unreachable; None while it answers (pgboss: the site's own database,
+        never tracked)."""
+        return None
+
+    def take_over(self, handover: HandOver) -> ScheduleJobResult | None:
+        """Run a job another backend recorded but could not start, under the same id; None when this backend
+        does not take jobs over (only pgboss does: it is the fallback)."""
+        return None
+
+    def backend(self, runner_type: str) -> JobRunner | None:
+        """The runner this one uses for jobs and schedules recorded with `runner_type`; None when it has none
+        (the fallback runner holds one of each)."""
+        return self if runner_type == self.runner_type else None
+
+    def ensure_reachable(self) -> JobRunner:
+        """This runner, or RunnerUnavailable when its backend does not answer (pgboss is the site's own
+        database: always this runner)."""
+        return self
 
     @abc.abstractmethod
     def schedule_job(
@@ -121,8 +192,18 @@ class JobRunner(abc.ABC):
     @abc.abstractmethod
     def cancel_job(self, job_id: Any, tenant_id: Any) -> bool: ...
 
+    def is_healthy(self) -> bool:
+        """The backend answers and no waiting work lacks a live worker (see `unserved_queues`)."""
+        return self.is_reachable() and not self.unserved_queues()
+
     @abc.abstractmethod
-    def is_healthy(self) -> bool: ...
+    def is_reachable(self) -> bool:
+        """Whether the backend answers (pgboss: the database; Temporal: its frontend)."""
+
+    @abc.abstractmethod
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Where jobs wait that no live worker serves: a job there stays `queued` forever until one starts.
+        Empty when the backend cannot be asked (see `is_reachable`)."""
 
     @abc.abstractmethod
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:
@@ -157,12 +238,46 @@ class JobRunner(abc.ABC):
             return None
         return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type=self.runner_type).first()
 
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Validate and schedule every step of `workflow` (see jobscheduler.workflows); nothing is written when
+        it is invalid. The rows join the caller's transaction (Temporal starts the workflow after the commit)."""
+
+    @abc.abstractmethod
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        """Cancel every unfinished step of this tenant's workflow; False when there is none."""
+
+    @abc.abstractmethod
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
+        """Retry a finished step of a workflow as a new job of it and resume the steps its failure cancelled."""
+
+    def get_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
+        """The workflow and each step's status, from the record (the same on both backends); None when this
+        tenant has no such workflow."""
+        from ..models import Job
+        from ..models import Workflow as WorkflowRow
+
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return None
+        row = WorkflowRow.objects.filter(pk=wid, tenant=tenant).first()
+        if row is None:
+            return None
+        jobs = Job.objects.filter(tenant=tenant).in_workflow(wid).order_by("created_at", "job_id")
+        return workflow_status_from_rows(str(wid), row.name, list(jobs))
+
     def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
         """Re-enqueue a finished job's payload as a new job, in the job's queue; None when the job is unknown or
-        not finished."""
+        not finished.
+
+        A workflow step's retry joins its workflow and resumes the steps its failure cancelled."""
         job = load_job(job_id, tenant_id)
         if job is None or not job.is_finished:
             return None
+        if job.meta.get("workflowId"):
+            return self._retry_workflow_step(job)
         data = job.meta.get("data")
         queue = job.meta.get("queue")
         with system_metadata():
@@ -178,7 +293,7 @@ class JobRunner(abc.ABC):
     # -- bulk redrive ---------------------------------------------------------------------------------------
 
     def retry_jobs(
-        self, selection: JobSelection, tenant_id: Any, *, actor: str | None = None, batch_size: int = 1000
+        self, selection: JobSelection, tenant_id: Any, *, actor: Any = None, batch_size: int = 1000
     ) -> BulkOutcome:
         """Re-enqueue every finished job of the tenant matching `selection` as a new job (as `retry_job` does),
         in batches of `batch_size`, on this process's configured backend; recorded in the audit log."""
@@ -187,13 +302,22 @@ class JobRunner(abc.ABC):
         return retry_matching(selection, tenant_id, actor=actor, batch_size=batch_size)
 
     def cancel_jobs(
-        self, selection: JobSelection, tenant_id: Any, *, actor: str | None = None, batch_size: int = 1000
+        self, selection: JobSelection, tenant_id: Any, *, actor: Any = None, batch_size: int = 1000
     ) -> BulkOutcome:
         """Cancel every live job of the tenant matching `selection`, each through the backend that recorded it,
         in batches of `batch_size`; recorded in the audit log."""
         from .redrive import cancel_matching
 
         return cancel_matching(selection, tenant_id, actor=actor, batch_size=batch_size)
+
+    def retry_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+        """Retry these finished jobs of the tenant as new jobs (one bounded batch of a bulk retry); how many were.
+        One by one here; a backend with a bulk statement does it in one."""
+        return sum(self.retry_job(job_id, tenant) is not None for job_id in job_ids)
+
+    def cancel_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+        """Cancel these live jobs of the tenant (one bounded batch of a bulk cancel); how many were."""
+        return sum(self.cancel_job(job_id, tenant) for job_id in job_ids)
 
     async def aretry_jobs(self, selection: JobSelection, tenant_id: Any, **options: Any) -> BulkOutcome:
         return await sync_to_async(self.retry_jobs)(selection, tenant_id, **options)
@@ -203,12 +327,12 @@ class JobRunner(abc.ABC):
 
     # -- queues (their live settings are in the database, shared by both backends) ---------------------------
 
-    def pause_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+    def pause_queue(self, name: str, *, actor: Any = None) -> QueueState:
         """Stop starting jobs of the queue on every worker; waiting jobs stay, enqueueing still works, running
         jobs finish. Every queue change is recorded in the audit log (`actor`: who did it)."""
         return queues.set_paused(name, True, actor=actor)
 
-    def resume_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+    def resume_queue(self, name: str, *, actor: Any = None) -> QueueState:
         return queues.set_paused(name, False, actor=actor)
 
     def set_queue_limits(
@@ -218,7 +342,7 @@ class JobRunner(abc.ABC):
         concurrency: int | None = queues.UNCHANGED,
         tenant_concurrency: int | None = queues.UNCHANGED,
         rate_limit: str | queues.RateLimit | None = queues.UNCHANGED,
-        actor: str | None = None,
+        actor: Any = None,
     ) -> QueueState:
         """Change the queue's live limits on every worker (None removes a limit, an omitted one stays):
         `concurrency`, the most jobs of the queue running at once across all workers; `tenant_concurrency`, the
@@ -232,7 +356,7 @@ class JobRunner(abc.ABC):
             rate_limit=rate_limit,
         )
 
-    def reset_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+    def reset_queue(self, name: str, *, actor: Any = None) -> QueueState:
         """Put the queue's limits and paused flag back to its JOBSCHEDULER["QUEUES"] entry."""
         return queues.reset_queue(name, actor=actor)
 
@@ -285,6 +409,15 @@ class JobRunner(abc.ABC):
 
     async def ais_healthy(self) -> bool:
         return await sync_to_async(self.is_healthy)()
+
+    async def aschedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        return await sync_to_async(self.schedule_workflow)(workflow)
+
+    async def aget_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
+        return await sync_to_async(self.get_workflow_status)(workflow_id, tenant_id)
+
+    async def acancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        return await sync_to_async(self.cancel_workflow)(workflow_id, tenant_id)
 
 
 def _parse_time(value: Any) -> datetime | None:

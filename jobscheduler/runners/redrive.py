@@ -1,8 +1,9 @@
 """Bulk redrive: retry, or cancel, every job of a tenant matching a selection, in bounded batches, audited.
 
 Jobs are walked newest first in batches of `batch_size` (keyset on (created_at, job_id), so each batch reads only
-its own rows and a job is visited once however the statuses change meanwhile). Each batch is one statement on
-pgboss (`queue/redrive.py`) and one call per job on Temporal, which has no bulk start. Retry, like `retry_job`,
+its own rows and a job is visited once however the statuses change meanwhile). Each batch goes to the runner's
+`retry_batch` / `cancel_batch`: one statement on pgboss (`queue/redrive.py`), one call per job on Temporal, which
+has no bulk start; a workflow step goes through `retry_job` / `cancel_job` (which keep its workflow consistent). Retry, like `retry_job`,
 re-enqueues each finished job as a new job on the configured backend; cancel goes to the backend that recorded
 each job. One audit entry records who did it, when, the selection and how many jobs it applied to (also when it
 stopped halfway: how many had been done).
@@ -15,21 +16,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from .. import audit
-from ..audit import AuditAction
-from ..exceptions import InvalidSelection
+from ..exceptions import InvalidSelection, JobSchedulerError
 from ..ids import parse_uuid
-from ..models import FINAL_STATUSES, LIVE_STATUSES, Job
-from ..queue import redrive as pgboss_redrive
+from ..models import FINAL_STATUSES, LIVE_STATUSES, AuditAction, Job
 from ..selection import JobSelection
 from ..states import RunnerType
 from .factory import JobRunnerFactory
 
 DEFAULT_BATCH_SIZE = 1000
-CANCEL_REASON = "Cancelled in bulk"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,46 +44,73 @@ class BulkOutcome:
 
 
 def retry_matching(
-    selection: JobSelection, tenant_id: Any, *, actor: str | None, batch_size: int = DEFAULT_BATCH_SIZE
+    selection: JobSelection, tenant_id: Any, *, actor: Any, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> BulkOutcome:
     tenant, size = _tenant(tenant_id), _size(batch_size)
     runner = JobRunnerFactory.get_instance()
+    finished = selection.jobs(tenant).filter(status__in=FINAL_STATUSES)
     matched = done = 0
     try:
-        for ids in _batches(selection.jobs(tenant).filter(status__in=FINAL_STATUSES), size):
-            matched += len(ids)
-            if runner.runner_type == RunnerType.PGBOSS:
-                with transaction.atomic():
-                    done += pgboss_redrive.retry_batch(tenant, ids)
-            else:
-                done += sum(runner.retry_job(job_id, tenant) is not None for job_id in ids)
-    finally:
-        audit.record(
-            AuditAction.BULK_RETRY, actor=actor, tenant=tenant, filter=selection.as_dict(), count=done
+        # A workflow step's retry rejoins its workflow (runner.retry_job), one by one; plain jobs in batches.
+        plain, steps = (
+            finished.exclude(metadata__has_key="workflowId"),
+            finished.filter(metadata__has_key="workflowId"),
         )
+        for ids in _batches(plain, size):
+            matched += len(ids)
+            done += runner.retry_batch(tenant, ids)
+        for ids in _batches(steps, size):
+            matched += len(ids)
+            done += sum(_retried(runner, job_id, tenant) for job_id in ids)
+    finally:
+        _audit(AuditAction.BULK_RETRY, actor, tenant, selection, matched, done)
     return BulkOutcome(matched=matched, done=done)
 
 
 def cancel_matching(
-    selection: JobSelection, tenant_id: Any, *, actor: str | None, batch_size: int = DEFAULT_BATCH_SIZE
+    selection: JobSelection, tenant_id: Any, *, actor: Any, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> BulkOutcome:
     tenant, size = _tenant(tenant_id), _size(batch_size)
     live = selection.jobs(tenant).filter(status__in=LIVE_STATUSES)
+    pgboss = live.filter(runner_type=RunnerType.PGBOSS)
     matched = done = 0
     try:
-        for ids in _batches(live.filter(runner_type=RunnerType.PGBOSS), size):
+        # Workflow steps go through cancel_job, which settles the steps that depend on them.
+        for ids in _batches(pgboss.exclude(metadata__has_key="workflowId"), size):
             matched += len(ids)
-            with transaction.atomic():
-                done += sum(pgboss_redrive.cancel_batch(tenant, ids, CANCEL_REASON))
-        for ids in _batches(live.exclude(runner_type=RunnerType.PGBOSS), size):
-            matched += len(ids)
-            runner = JobRunnerFactory.for_runner_type(RunnerType.TEMPORAL)
-            done += sum(runner.cancel_job(job_id, tenant) for job_id in ids)
+            done += JobRunnerFactory.for_runner_type(RunnerType.PGBOSS).cancel_batch(tenant, ids)
+        for runner_type, jobs in (
+            (RunnerType.PGBOSS, pgboss.filter(metadata__has_key="workflowId")),
+            (RunnerType.TEMPORAL, live.exclude(runner_type=RunnerType.PGBOSS)),
+        ):
+            for ids in _batches(jobs, size):
+                matched += len(ids)
+                runner = JobRunnerFactory.for_runner_type(runner_type)
+                done += sum(runner.cancel_job(job_id, tenant) for job_id in ids)
     finally:
-        audit.record(
-            AuditAction.BULK_CANCEL, actor=actor, tenant=tenant, filter=selection.as_dict(), count=done
-        )
+        _audit(AuditAction.BULK_CANCEL, actor, tenant, selection, matched, done)
     return BulkOutcome(matched=matched, done=done)
+
+
+def _retried(runner: Any, job_id: uuid.UUID, tenant: uuid.UUID) -> bool:
+    """A step whose retry is refused (a dependency must be retried first) is skipped, not an error."""
+    try:
+        return runner.retry_job(job_id, tenant) is not None
+    except JobSchedulerError:
+        return False
+
+
+def _audit(
+    action: AuditAction, actor: Any, tenant: uuid.UUID, selection: JobSelection, matched: int, done: int
+):
+    audit.record(
+        audit.actor_of(actor),
+        action,
+        tenant=tenant,
+        target=f"{done} jobs matching a filter",
+        count=done,
+        detail={"filter": selection.as_dict(), "matched": matched, "skipped": matched - done},
+    )
 
 
 def _batches(queryset: QuerySet[Job], size: int) -> Iterator[list[uuid.UUID]]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import json
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -27,17 +30,20 @@ from .. import tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import JobHandlerNotFound, JobTimeout
 from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
-from ..states import Outcome
+from ..states import Outcome, RunnerType
+from ..telemetry import metrics, tracing
 from . import records
 from .inputs import (
     ACTIVITY_CREATE,
     ACTIVITY_FINALIZE,
     ACTIVITY_RUN,
+    ACTIVITY_STEP_QUEUED,
     SIGNAL_PROGRESS,
     AttemptInput,
     CreateInput,
     FinalizeInput,
     RetrySpec,
+    StepQueuedInput,
 )
 
 logger = logging.getLogger("jobscheduler.temporal")
@@ -138,7 +144,7 @@ class JobActivities:
         self._db_pool = ThreadPoolExecutor(self._db_threads, thread_name_prefix="jobscheduler-db")
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.create_scheduled_job, self.run_job, self.finalize_job]
+        return [self.create_scheduled_job, self.run_job, self.finalize_job, self.workflow_step_queued]
 
     def close(self) -> None:
         close_pool(self._handlers, self._handler_threads)
@@ -160,18 +166,42 @@ class JobActivities:
     async def finalize_job(self, req: FinalizeInput) -> bool:
         return await self.db(records.finalize, req)
 
+    @activity.defn(name=ACTIVITY_STEP_QUEUED)
+    async def workflow_step_queued(self, req: StepQueuedInput) -> None:
+        await self.db(records.step_queued, req)
+
     @activity.defn(name=ACTIVITY_RUN)
     async def run_job(self, req: AttemptInput) -> Any:
         info = activity.info()
         attempt = info.attempt
-        data = await self.db(records.begin_attempt, req.tenant, req.job_id, attempt, self.worker_id)
-        if data is None:
+        begun = await self.db(records.begin_attempt, req.tenant, req.job_id, attempt, self.worker_id)
+        if begun is None:
             return None  # cancelled before this attempt began, or the record is gone: nothing to run
-        outcome = _AttemptOutcome(req, attempt)
+        data, meta = begun
+        with tracing.attempt_span(
+            carrier=meta,
+            queue=info.task_queue,
+            job_type=req.job_name,
+            job_id=req.job_id,
+            attempt=attempt,
+            backend=RunnerType.TEMPORAL,
+        ) as span:
+            outcome = _AttemptOutcome(req, attempt, span)
+            return await self._run(req, info, attempt, data, outcome)
+
+    async def _run(
+        self, req: AttemptInput, info: Any, attempt: int, data: Any, outcome: _AttemptOutcome
+    ) -> Any:
+        metrics.observe_start(
+            queue=info.task_queue,
+            job_type=req.job_name,
+            tenant=req.tenant,
+            lag_seconds=(info.started_time - info.current_attempt_scheduled_time).total_seconds(),
+        )
         try:
             spec = JobHandlerRegistry.get(req.job_name)
         except JobHandlerNotFound as exc:
-            await self.db(records.end_attempt, outcome.failed(exc, retryable=False))
+            await self._end(outcome, outcome.failed(exc, retryable=False))
             raise outcome.error(exc, retryable=False) from None
 
         loop = asyncio.get_running_loop()
@@ -192,7 +222,9 @@ class JobActivities:
             data=data,
         )
         timeout_s = req.timeout_ms / 1000
-        running = loop.run_in_executor(self._handlers, _call_handler, spec, ctx, timeout_s)
+        # In a copy of this context, so the handler's own spans are children of the attempt's span.
+        in_context = functools.partial(contextvars.copy_context().run, _call_handler, spec, ctx, timeout_s)
+        running = loop.run_in_executor(self._handlers, in_context)
         beat = asyncio.create_task(_heartbeat(progress, req.heartbeat_timeout_ms / 4000))
         self.running.add(req.job_id)
         try:
@@ -219,12 +251,26 @@ class JobActivities:
             ctx.mark_cancelled()  # our deadline passed while the handler still runs
             timeout = JobTimeout(f"Attempt exceeded its timeout of {outcome.req.timeout_ms} ms")
             return await self._failed(outcome, timeout)
-        await self.db(records.end_attempt, outcome.completed(result))
+        await self._end(outcome, outcome.completed(result))
         return _json_safe(result)
+
+    async def _end(self, outcome: _AttemptOutcome, ended: tracking.AttemptOutcome) -> None:
+        """Record how the attempt ended and, once the record took it, count it in this worker's metrics and
+        mark the attempt's span."""
+        failed = ended.outcome in (Outcome.FAILED, Outcome.RETRY)
+        tracing.end_attempt(outcome.span, ended.outcome, ended.error if failed else None)
+        if await self.db(records.end_attempt, ended):
+            metrics.observe_end(
+                queue=outcome.task_queue,
+                job_type=outcome.req.job_name,
+                tenant=outcome.req.tenant,
+                outcome=ended.outcome,
+                duration_seconds=time.monotonic() - outcome.started,
+            )
 
     async def _failed(self, outcome: _AttemptOutcome, exc: BaseException) -> Any:
         retryable = outcome.policy.is_retryable(exc)
-        await self.db(records.end_attempt, outcome.failed(exc, retryable=retryable))
+        await self._end(outcome, outcome.failed(exc, retryable=retryable))
         raise outcome.error(exc, retryable=retryable) from exc
 
     async def _cancelled(self, outcome: _AttemptOutcome, ctx: TemporalJobContext, running: Any) -> Any:
@@ -236,7 +282,7 @@ class JobActivities:
         details = activity.cancellation_details()
         if details is not None and details.worker_shutdown:
             exc = WorkerShutdown("The worker shut down during the attempt")
-            await self.db(records.end_attempt, outcome.failed(exc, retryable=True))
+            await self._end(outcome, outcome.failed(exc, retryable=True))
             raise asyncio.CancelledError()
         if details is None or not details.cancel_requested:
             # Temporal already gave up on this attempt (timed out / unknown): the next attempt records it.
@@ -244,22 +290,27 @@ class JobActivities:
         try:
             result = await asyncio.wait_for(asyncio.shield(running), CANCEL_GRACE_SECONDS)
         except Exception as exc:
-            await self.db(records.end_attempt, outcome.cancelled(str(exc)))
+            await self._end(outcome, outcome.cancelled(str(exc)))
             raise asyncio.CancelledError() from None
         # The handler finished its work despite the request: the honest record is "completed".
-        await self.db(records.end_attempt, outcome.completed(result))
+        await self._end(outcome, outcome.completed(result))
         return _json_safe(result)
 
 
 class _AttemptOutcome:
     """Builds the tracking Outcome (and the Temporal error) of one attempt."""
 
-    def __init__(self, req: AttemptInput, attempt: int) -> None:
+    def __init__(self, req: AttemptInput, attempt: int, span: Any = None) -> None:
         self.req = req
+        #: The attempt's span (None without OpenTelemetry).
+        self.span = span
         self.attempt = attempt
         self.tenant_uuid = uuid.UUID(req.tenant)
         self.job_uuid = uuid.UUID(req.job_id)
         self.policy = _policy(req.retry)
+        self.task_queue = activity.info().task_queue
+        #: time.monotonic() at the attempt's start, for its run time.
+        self.started = time.monotonic()
 
     def _outcome(self, kind: str, **kw: Any) -> tracking.AttemptOutcome:
         return tracking.AttemptOutcome(

@@ -22,6 +22,7 @@ from .. import queues
 from ..conf import setting
 from ..registry import JobHandlerRegistry
 from .activities import JobActivities
+from .graph import JobGraphWorkflow
 from .task_queues import task_queue_for
 from .workflow import GenericJobWorkflow
 
@@ -111,7 +112,7 @@ class QueueWorkers:
         worker = Worker(
             self.client,
             task_queue=task_queue_for(self.base_task_queue, name),
-            workflows=[GenericJobWorkflow],
+            workflows=[GenericJobWorkflow, JobGraphWorkflow],
             activities=self.activities.all(),
             max_concurrent_activities=self.slots(name),
             max_task_queue_activities_per_second=rate,

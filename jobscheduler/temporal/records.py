@@ -20,7 +20,7 @@ from ..models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Schedule, Sc
 from ..queues import DEFAULT_QUEUE
 from ..runners.base import load_job
 from ..states import Outcome, RunnerType
-from .inputs import CreateInput, FinalizeInput
+from .inputs import CreateInput, FinalizeInput, StepQueuedInput
 
 RUNNER_TYPE = RunnerType.TEMPORAL
 
@@ -67,8 +67,11 @@ def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> 
         Schedule.objects.filter(pk=schedule.pk).update(last_run_at=tick, last_job_id=job_id)
 
 
-def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dict[str, Any] | None:
-    """Record `execution_started` and return the payload; None when the job is gone or already final.
+def begin_attempt(
+    tenant: str, job_id: str, attempt: int, worker_id: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Record `execution_started` and return the payload and the job's metadata (for its trace context);
+    None when the job is gone or already final.
 
     When the previous attempt started but never recorded its end, its worker died or Temporal timed it out:
     that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`.
@@ -99,7 +102,7 @@ def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dic
             return None
         tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
         data = job.meta.get("data")
-        return data if isinstance(data, dict) else {}
+        return (data if isinstance(data, dict) else {}), job.meta
 
 
 def end_attempt(outcome: tracking.AttemptOutcome) -> bool:
@@ -118,7 +121,10 @@ def finalize(req: FinalizeInput) -> bool:
         if job is None or job.status in FINAL_STATUSES:
             return False
         if req.outcome == Outcome.CANCELLED and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-            return tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error) > 0
+            return (
+                tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error, cause=req.cause)
+                > 0
+            )
         attempts = int(job.meta.get("attempts") or 0)
         outcome = tracking.AttemptOutcome(
             tenant=job.tenant,
@@ -213,3 +219,10 @@ def cancel_unstarted(job: Job, reason: str | None) -> None:
                 str(job.job_id), str(job.tenant), Outcome.CANCELLED, reason or "Cancelled by request"
             )
         )
+
+
+def step_queued(req: StepQueuedInput) -> None:
+    """A workflow step's child workflow started (only a still pending record changes)."""
+    tracking.record_queued(
+        uuid.UUID(req.tenant), uuid.UUID(req.job_id), external_id=req.external_id, external_run_id=req.run_id
+    )

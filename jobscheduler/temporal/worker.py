@@ -1,4 +1,5 @@
-"""The Temporal worker: GenericJobWorkflow and its activities on the task queue of each queue it serves.
+"""The Temporal worker: GenericJobWorkflow, JobGraphWorkflow and their activities on the task queue of each queue
+it serves.
 
 `run_temporal_worker` is what `runjobworker --backend temporal` calls: it blocks until SIGTERM/SIGINT, then
 stops polling, lets running attempts finish for `shutdown_timeout` seconds (Temporal then cancels them and

@@ -154,18 +154,24 @@ def test_malformed_rows_fail_cleanly_and_the_worker_survives(runner, workers, te
     check("malformed", [*cases, ok], expect_completed=False).assert_clean()
 
 
-def _payload_of_size(size: int) -> dict:
-    """Data whose compact JSON text is exactly `size` bytes, with escaped non-ASCII characters in it."""
-    data = {"text": "é€😀 <script>", "filler": ""}
+def _payload_of_size(size: int, *, ascii_keys: bool = False) -> dict:
+    """Data whose compact JSON text is exactly `size` bytes: with escaped non-ASCII characters in it (PostgreSQL's
+    text of it is shorter), or as many plain ASCII keys (PostgreSQL's text of it, with its spaces, is longer)."""
+    data: dict = {"text": "é€😀 <script>", "filler": ""}
+    if ascii_keys:
+        data = {f"k{i}": i for i in range(size // 16)} | {"filler": ""}
     base = len(json.dumps(data, separators=(",", ":")).encode())
     data["filler"] = "a" * (size - base)
     assert len(json.dumps(data, separators=(",", ":")).encode()) == size
     return data
 
 
-def test_payload_at_the_limit_round_trips_and_over_it_nothing_is_written(runner, workers, settings, tenant):
+@pytest.mark.parametrize("ascii_keys", [False, True], ids=["escaped-unicode", "many-ascii-keys"])
+def test_payload_at_the_limit_round_trips_and_over_it_nothing_is_written(
+    runner, workers, settings, tenant, ascii_keys
+):
     settings.JOBSCHEDULER = {**FAST_SETTINGS, "MAX_PAYLOAD_BYTES": LIMIT}
-    at_limit = _payload_of_size(LIMIT)
+    at_limit = _payload_of_size(LIMIT, ascii_keys=ascii_keys)
     before = (Job.objects.count(), QueueJob.objects.count())
     with pytest.raises(PayloadTooLarge, match=f"over the limit of {LIMIT} bytes"):
         runner.schedule_job("t.echo", _payload_of_size(LIMIT + 1), tenant_id=tenant)

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from jobscheduler.ids import new_id
 from jobscheduler.models import Job, JobStatus, Schedule
 from jobscheduler.runners.factory import JobRunnerFactory
 from tests.dashboard.conftest import finished_job, login
@@ -36,6 +37,17 @@ def test_job_changelist_is_scoped_and_slim(staff, acme, globex):
     assert "globex-only-type" not in body
     assert "42.0 s" in body
     assert "Cancel selected jobs" in body
+
+
+def test_admin_lists_whole_job_ids_with_the_distinguishing_tail_marked(staff, acme):
+    first, second = (JobFactory(tenant=acme.tenant, job_id=new_id()) for _ in range(2))
+    detail = JobDetailFactory(tenant=acme.tenant, job=first)
+    jobs_page = staff.get(reverse("admin:jobscheduler_job_changelist")).content.decode()
+    steps_page = staff.get(reverse("admin:jobscheduler_jobdetail_changelist")).content.decode()
+    for job in (first, second):
+        text = str(job.job_id)
+        assert f'font-family: monospace">{text[:24]}<b>{text[24:]}</b></span>' in jobs_page
+    assert f"{str(detail.job_id)[:24]}<b>{str(detail.job_id)[24:]}</b>" in steps_page
 
 
 def test_job_change_page_is_read_only_with_steps(staff, acme, globex):

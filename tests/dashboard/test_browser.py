@@ -121,3 +121,38 @@ def test_login_overview_filter_detail_cancel(page, live_server, acme, make_user)
     assert page.inner_text("h1 .badge") == "cancelled"
     assert Job.objects.get(job_id=queued_id).status == JobStatus.CANCELLED
     page.screenshot(path=str(ARTIFACTS / "job-cancelled.png"), full_page=True)
+
+
+def test_history_job_id_copies_the_whole_id(page, live_server, acme, make_user):
+    """The history shows each id's distinguishing tail; its copy button puts the whole id on the clipboard."""
+    from playwright.sync_api import expect
+
+    user = make_user(acme, *ALL_PERMISSIONS)
+    user.set_password("secret-pw")
+    user.save()
+    runner = JobRunnerFactory.get_instance()
+    ids = [runner.schedule_job("asset_import", {"n": n}, tenant_id=acme.tenant).job_id for n in range(3)]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.goto(f"{live_server.url}/msp/jobs/history/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "secret-pw")
+    page.click("button[type=submit]")
+
+    shown = page.locator("table.data-table tbody .job-id")
+    expect(shown).to_have_count(3)
+    assert sorted(shown.all_inner_texts()) == sorted(f"…{job_id[-12:]}" for job_id in ids)
+    button = page.locator("table.data-table tbody tr", has_text=ids[1][-12:]).locator("button.copy")
+    button.click()
+    expect(button).to_have_text("copied")
+    assert page.evaluate("navigator.clipboard.readText()") == ids[1]
+    page.screenshot(path=str(ARTIFACTS / "history-job-ids.png"), full_page=True)
+
+    # Served over plain http to another host there is no Clipboard API: the textarea fallback copies instead.
+    page.evaluate(
+        "() => { Object.defineProperty(window, 'isSecureContext', {configurable: true, get: () => false});"
+        "navigator.clipboard.writeText = () => Promise.reject(new Error('not offered over plain http')); }"
+    )
+    button = page.locator("table.data-table tbody tr", has_text=ids[2][-12:]).locator("button.copy")
+    button.click()
+    expect(button).to_have_text("copied")
+    assert page.evaluate("navigator.clipboard.readText()") == ids[2]

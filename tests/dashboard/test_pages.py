@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from jobscheduler.ids import new_id
 from jobscheduler.models import Job, JobStatus, Schedule, Worker
 from jobscheduler.runners.factory import JobRunnerFactory
 from tests.dashboard.conftest import finished_job, login
@@ -104,6 +105,21 @@ def test_history_lists_only_the_tenant_newest_first(operator_client, acme, globe
     assert history_ids(response) == [str(newer.job_id), str(older.job_id)]
     assert response.context["has_live_rows"] is True
     assert 'id="history-live" class="panel" data-live=' in response.content.decode()
+
+
+def test_history_job_ids_show_the_part_that_differs_and_copy_whole(operator_client, acme):
+    """UUIDv7 ids made together share their time-ordered head; the column shows each id's random tail, and
+    its copy button carries the whole id."""
+    jobs = [JobFactory(tenant=acme.tenant, job_id=new_id()) for _ in range(3)]
+    assert len({str(job.job_id)[:8] for job in jobs}) == 1  # what the column used to show: the same for all
+    body = operator_client.get(HISTORY).content.decode()
+    cells = re.findall(
+        r'<span class="job-id" title="([0-9a-f-]{36})">…([0-9a-f]{12})</span><button type="button" class="copy" '
+        r'data-copy="([0-9a-f-]{36})"',
+        body,
+    )
+    assert sorted(cells) == sorted((str(j.job_id), str(j.job_id)[-12:], str(j.job_id)) for j in jobs)
+    assert len({tail for _, tail, _ in cells}) == 3
 
 
 @pytest.mark.parametrize(
@@ -239,6 +255,8 @@ def test_detail_shows_everything(operator_client, acme):
     assert "Retry as new job" in body
     assert "Cancel job" not in body
     assert 'id="job-live" data-live' not in body  # finished: nothing to refresh
+    assert f'<span class="job-id select-all">{job.job_id}</span>' in body
+    assert f'data-copy="{job.job_id}"' in body
 
 
 def test_detail_of_running_job_refreshes_and_offers_cancel(operator_client, acme):

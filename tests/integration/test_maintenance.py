@@ -1,11 +1,15 @@
-"""Maintenance passes run in-process against the real database: retention and worker expiry."""
+"""Maintenance passes run in-process against the real database: retention, worker expiry, cron logs."""
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobscheduler.models import Job, JobDetail, Worker
+import tests.support.handlers  # noqa: F401  (t.echo)
+from jobscheduler import JobRunnerFactory, Workflow
+from jobscheduler.models import Job, JobDetail, QueueJob, Schedule, Worker, WorkflowDependency
+from jobscheduler.models import Workflow as WorkflowRow
 from jobscheduler.queue.connection import open_connection
 from jobscheduler.queue.maintenance import run_pass
 from tests.factories import JobDetailFactory, JobFactory
@@ -65,3 +69,50 @@ def test_rescue_of_an_expired_lease_without_attempts_left_fails_the_job(tenant):
     job = Job.objects.get(job_id=job_id)
     assert job.status == "failed"
     assert job.metadata["error"] == "Worker lost: the lease expired without a heartbeat"
+
+
+def test_cron_fire_log_names_the_tenant_and_the_job(tenant, other_tenant, caplog):
+    """One key per tenant is the usual shape; each firing's log line must say whose it was and what it made."""
+    runner = JobRunnerFactory.get_instance()
+    for owner in (tenant, other_tenant):
+        runner.schedule_recurring_job(
+            "t.noop", {}, "0 3 * * *", schedule_key="reconcile-bucket-usage", tenant_id=owner
+        )
+    Schedule.objects.update(next_run_at=datetime.now(UTC) - timedelta(minutes=1))
+    with caplog.at_level(logging.INFO, logger="jobscheduler.maintenance"), open_connection() as conn:
+        assert run_pass(conn, prune=False)["fired"] == 2
+    fired = [r for r in caplog.records if getattr(r, "action", None) == "cron_fire"]
+    expected = set()
+    for owner in (tenant, other_tenant):
+        job = Job.objects.get(tenant=owner, type="t.noop")
+        tick = job.metadata["tick"]
+        expected.add(
+            (
+                f"Schedule reconcile-bucket-usage of tenant {owner} fired for tick {tick}: job {job.job_id}",
+                str(owner),
+                str(job.job_id),
+            )
+        )
+    assert {(r.getMessage(), r.tenant, r.job_id) for r in fired} == expected
+
+
+def test_retention_prunes_a_finished_workflow_with_its_edges_parked_rows_and_row(settings, tenant):
+    """A workflow whose root was cancelled (its dependent parked, resumable) is pruned whole once old."""
+    settings.JOBSCHEDULER = {"RETENTION_DAYS": 7}
+    runner = JobRunnerFactory.get_instance()
+    wf = Workflow("old", tenant_id=tenant)
+    root = wf.add("t.echo", {})
+    child = wf.add("t.echo", {}, after=[root])
+    runner.schedule_workflow(wf)
+    assert runner.cancel_job(root.job_id, tenant) is True
+    assert QueueJob.objects.get(job_id=child.job_id).blocked_by == root.job_id
+    with open_connection() as conn:
+        assert run_pass(conn, scheduler=False)["pruned"] == 0  # recent: kept, still resumable
+    old = datetime.now(UTC) - timedelta(days=8)
+    Job.objects.filter(tenant=tenant).update(created_at=old, updated_at=old)
+    WorkflowRow.objects.filter(pk=wf.workflow_id).update(created_at=old)
+    with open_connection() as conn:
+        assert run_pass(conn, scheduler=False)["pruned"] == 2
+    assert not QueueJob.objects.filter(tenant=tenant).exists()
+    assert not WorkflowDependency.objects.filter(tenant=tenant).exists()
+    assert not WorkflowRow.objects.filter(pk=wf.workflow_id).exists()

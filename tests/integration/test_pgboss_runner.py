@@ -97,6 +97,12 @@ def test_schedule_job_at_needs_an_aware_datetime(runner, tenant):
         (lambda r, t: r.schedule_recurring_job("t.noop", {}, "0 0 * * *", timezone="Nowhere/Land", tenant_id=t), InvalidSchedule, "Invalid timezone: 'Nowhere/Land'"),
         (lambda r, t: r.schedule_recurring_job("nope", {}, "0 0 * * *", tenant_id=t), JobHandlerNotFound, "No handler registered for job: nope"),
         (lambda r, t: r.schedule_jobs("t.noop", [{}, "x"], tenant_id=t), InvalidJobData, "Job data must be a JSON object (a dict), got str"),
+        (lambda r, t: r.schedule_job("t.noop", {"x": "\ud800"}, tenant_id=t), InvalidJobData, "Job data contains a lone surrogate U+D800 (half of a UTF-16 pair), which PostgreSQL cannot store"),
+        (lambda r, t: r.schedule_jobs("t.noop", [{}, {"x": "\ud800"}], tenant_id=t), InvalidJobData, "Job data contains a lone surrogate U+D800 (half of a UTF-16 pair), which PostgreSQL cannot store"),
+        (lambda r, t: r.schedule_job("t.noop", {}, tenant_id=t, metadata={"x": "\udc00"}), InvalidJobData, "metadata contains a lone surrogate U+DC00 (half of a UTF-16 pair), which PostgreSQL cannot store"),
+        (lambda r, t: r.schedule_job("t.noop", {}, tenant_id=t, singleton_key="\ud800"), InvalidJobData, "singleton_key contains the surrogate code point U+D800, which is not Unicode text and PostgreSQL cannot store"),
+        (lambda r, t: r.schedule_recurring_job("t.noop", {"x": "\ud800"}, "0 0 * * *", tenant_id=t), InvalidJobData, "Job data contains a lone surrogate U+D800 (half of a UTF-16 pair), which PostgreSQL cannot store"),
+        (lambda r, t: r.schedule_recurring_job("t.noop", {}, "0 0 * * *", schedule_key="k\ud800", tenant_id=t), InvalidSchedule, "schedule_key contains the surrogate code point U+D800, which is not Unicode text and PostgreSQL cannot store"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_before_anything_is_written(runner, tenant, call, error, message):
@@ -106,6 +112,18 @@ def test_bad_input_is_refused_before_anything_is_written(runner, tenant, call, e
         call(runner, tenant)
     assert str(err.value) == message
     assert counts() == before
+
+
+def test_refused_data_leaves_the_callers_transaction_usable(runner, tenant):
+    """A lone surrogate used to reach PostgreSQL and abort the whole transaction with a DataError; now it is
+    refused in Python, and the caller's other writes in the same transaction still commit."""
+    with transaction.atomic():
+        first = runner.schedule_job("t.echo", {"n": 1}, tenant_id=tenant)
+        with pytest.raises(InvalidJobData):
+            runner.schedule_job("t.echo", {"x": "\ud800"}, tenant_id=tenant)
+        second = runner.schedule_job("t.echo", {"n": 2, "s": "é\ud83d\ude00"}, tenant_id=tenant)
+    stored = {str(j.job_id): j.metadata["data"] for j in Job.objects.filter(tenant=tenant)}
+    assert stored == {first.job_id: {"n": 1}, second.job_id: {"n": 2, "s": "é😀"}}  # a pair is one character
 
 
 def test_payload_limit_round_trips_at_the_limit_and_refuses_above(runner, tenant, settings):

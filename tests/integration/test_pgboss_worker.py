@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from jobscheduler import JobRunnerFactory
 from jobscheduler.models import Job, JobDetail, QueueJob, Schedule, ScheduleRun, Worker
-from tests.support.processes import FAST_SETTINGS, libpq_url, wait_for
+from tests.support.processes import FAST_SETTINGS, WorkerProcess, libpq_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +71,34 @@ def test_immediate_job_runs_and_is_fully_recorded(runner, start_worker, tenant):
     assert result == {"attempt": 1, "result": {"saved": 3}}
     assert not QueueJob.objects.filter(job_id=res.job_id).exists()
     assert Worker.objects.filter(pid=worker.pid).exists()
+
+
+def test_each_step_records_its_attempt_worker_and_duration_in_metadata(runner, start_worker, tenant):
+    start_worker("--worker-id", "steps-worker")
+    res = runner.schedule_job("t.timed", {}, tenant_id=tenant)
+    assert wait_for(lambda: finished(res.job_id), message="the job to finish").status == "completed"
+    rows = list(JobDetail.objects.filter(job_id=res.job_id).order_by("processed_at"))
+    assert [(d.step_name, d.metadata.get("attempt")) for d in rows] == [
+        ("execution_started", 1),
+        ("halfway", 1),
+        ("execution_failed", 1),
+        ("execution_retry_scheduled", 1),
+        ("execution_started", 2),
+        ("halfway", 2),
+        ("execution_completed", 2),
+    ]
+    assert {d.metadata["workerId"] for d in rows} == {"steps-worker"}
+    by_step = {(d.step_name, d.metadata["attempt"]): d.metadata for d in rows}
+    assert "durationMs" not in by_step[("execution_started", 1)]
+    # The handler sleeps 0.3 s before its step and 0.2 s after it; the bounds leave room for a loaded machine.
+    for attempt in (1, 2):
+        assert 300 <= by_step[("halfway", attempt)]["durationMs"] < 5000
+    assert 500 <= by_step[("execution_failed", 1)]["durationMs"] < 5000
+    assert 500 <= by_step[("execution_completed", 2)]["durationMs"] < 5000
+    # `result` is unchanged (what the step produced), for readers of the record written before the column.
+    completed = next(d for d in rows if d.step_name == "execution_completed")
+    assert completed.result == {"attempt": 2, "result": {"attempt": 2}}
+    assert next(d for d in rows if d.step_name == "halfway").result == {"at": "halfway"}
 
 
 def test_async_handler(runner, start_worker, tenant):
@@ -294,11 +322,13 @@ def test_second_signal_exits_at_once(runner, start_worker, tenant):
 
 
 def test_cron_fires_each_tick_once_with_three_schedulers(runner, start_worker, tenant):
+    # The schedulers are up before the schedule exists: on a loaded machine a worker may take seconds to start,
+    # and ticks due before any scheduler runs fire once as a catch-up (tested below), which is not this test.
+    for _ in range(3):
+        start_worker("--concurrency", "2")
     sched = runner.schedule_recurring_job(
         "t.noop", {}, "* * * * * *", tenant_id=tenant, metadata={"origin": "cron-test"}
     )  # every second
-    for _ in range(3):
-        start_worker("--concurrency", "2")
     time.sleep(4.5)
     Schedule.objects.filter(pk=sched.job_id).update(paused=True)
     time.sleep(0.5)
@@ -350,6 +380,34 @@ def test_unknown_job_name_option_is_refused():
     with pytest.raises(CommandError) as err:
         call_command("runjobworker", "--jobs", "t.noop,missing")
     assert str(err.value) == "No handler registered for job: missing"
+
+
+def test_default_concurrency_is_the_documented_rule(tmp_path, fast_settings):
+    """Without --concurrency a worker gets 5 slots per CPU: 15 on a 3-CPU machine, 5 on a 1-CPU one."""
+    for cpus, expected in (("3", 15), ("1", 5)):
+        worker = WorkerProcess([], FAST_SETTINGS, tmp_path / f"cpus-{cpus}.log", {"TEST_CPU_COUNT": cpus})
+        try:
+            worker.wait_started()
+            assert f"backend pgboss, concurrency {expected}," in worker.output()
+            row = wait_for(
+                lambda pid=worker.pid: Worker.objects.filter(pid=pid).first(), message="the worker row"
+            )
+            assert row.concurrency == expected
+        finally:
+            worker.kill()
+
+
+def test_concurrency_help_states_the_default():
+    from django.core.management import load_command_class
+
+    from jobscheduler.conf import default_concurrency
+
+    parser = load_command_class("jobscheduler", "runjobworker").create_parser("manage.py", "runjobworker")
+    text = " ".join(parser.format_help().split())
+    assert (
+        "--concurrency CONCURRENCY jobs this worker runs at once, on either backend "
+        f"(default: 5 per CPU; {default_concurrency()} on this machine)"
+    ) in text
 
 
 def test_poll_only_mode_runs_jobs_without_notify(runner, start_worker, tenant):

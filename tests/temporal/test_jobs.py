@@ -225,6 +225,11 @@ def test_validation_errors_are_raised_before_anything_is_written(runner, job_nam
         runner.schedule_job(job_name, {})
     with pytest.raises(InvalidJobData):
         runner.schedule_job(job_name, {"tenantId": str(tenant), "bad": object()})
+    with pytest.raises(InvalidJobData) as err:
+        runner.schedule_job(job_name, {"tenantId": str(tenant), "x": "\ud800"})
+    assert str(err.value) == (
+        "Job data contains a lone surrogate U+D800 (half of a UTF-16 pair), which PostgreSQL cannot store"
+    )
     assert not Job.objects.exists()
 
 

@@ -15,6 +15,7 @@ import pytest
 from jobscheduler.models import JobDetail, Worker
 from jobscheduler.registry import JobHandlerRegistry, RetryPolicy
 from jobscheduler.temporal.runner import TemporalJobRunner
+from tests.support import processes
 
 from .conftest import HEARTBEAT_TIMEOUT_MS, steps, subprocess_env, wait_for_status, wait_until
 from .worker_process import KILL_RESTART_JOB, slow_first_attempt
@@ -101,3 +102,26 @@ def test_killed_worker_is_replaced_and_the_job_finishes(worker_env, tenant, tmp_
                 os.kill(worker.proc.pid, signal.SIGKILL)
                 worker.proc.wait()
         runner.close()
+
+
+def test_default_concurrency_is_the_one_pgboss_uses(worker_env, tmp_path):
+    """`runjobworker --backend temporal` without --concurrency takes the same default as pgboss, 5 per CPU
+    (on a machine of 3 CPUs: 15), and registers it in the workers table."""
+    worker = processes.WorkerProcess(
+        ["--backend", "temporal", "--shutdown-timeout", "1"],
+        processes.FAST_SETTINGS,
+        tmp_path / "default.log",
+        {
+            "TEMPORAL_ADDRESS": worker_env["TEMPORAL_ADDRESS"],
+            "TEMPORAL_JOB_TASK_QUEUE": worker_env["TEMPORAL_JOB_TASK_QUEUE"],
+            "TEST_CPU_COUNT": "3",
+        },
+    )
+    try:
+        wait_until(lambda: "Temporal worker on" in worker.output() or worker.proc.poll() is not None, 30)
+        assert f"queue {worker_env['TEMPORAL_JOB_TASK_QUEUE']!r}, concurrency 15," in worker.output()
+        row = Worker.objects.get(pid=worker.pid)
+        assert (row.backend, row.concurrency) == ("temporal", 15)
+        assert worker.terminate(20) == 0
+    finally:
+        worker.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -107,3 +108,27 @@ def test_replay_of_recorded_and_fresh_histories(runner, job_name, tenant):
             await replayer.replay_workflow(history)
 
     runner._rpc(replay())
+
+
+def _strings(value, key: str = ""):
+    """Every string in a JSON document, with the key it sits under."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from _strings(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, key)
+    elif isinstance(value, str):
+        yield key, value
+
+
+def test_recorded_histories_carry_nothing_of_the_machine_they_were_made_on():
+    """Fixtures are shared: no absolute path (in a stack trace or anywhere), no `pid@hostname` worker identity."""
+    absolute = re.compile(r"""(?:^|[\s"'(])(?:/[\w.-]+){2,}|[A-Za-z]:\\""")
+    paths = sorted(HISTORIES.glob("*.json"))
+    assert paths
+    for path in paths:
+        for key, text in _strings(json.loads(path.read_text())):
+            assert not absolute.search(text), f"{path.name}: absolute path in {key}: {text[:200]!r}"
+            if key == "identity":
+                assert "@" not in text, f"{path.name}: worker identity names its host: {text!r}"

@@ -3,7 +3,7 @@
 import pytest
 
 from jobscheduler.exceptions import InvalidQueue
-from jobscheduler.queue.claim import rate_wait
+from jobscheduler.queue.producer import rate_wait
 from jobscheduler.queues import RATE_BUCKETS, RateLimit, parse_rate
 
 

@@ -7,17 +7,18 @@
     jobqueues reset NAME                      (back to JOBSCHEDULER["QUEUES"])
 
 Changes go through the runner API (the same calls as the dashboard), so every worker applies them at its next
-claim, without a restart; each is recorded in the audit log (`--actor`, default `cli:<os user>`).
+claim, without a restart; each is recorded in the audit log (`--actor`, default the login name).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobscheduler.audit import Actor
 from jobscheduler.exceptions import JobSchedulerError
+from jobscheduler.models import AuditSource
 from jobscheduler.queues import UNCHANGED, QueueState
 from jobscheduler.runners.factory import JobRunnerFactory
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
     help = "List the job queues, or pause / resume one on every worker."
 
     def add_arguments(self, parser):
-        parser.add_argument("--actor", default=f"cli:{getpass.getuser()}", help="who, for the audit log")
+        parser.add_argument("--actor", help="who, for the audit log (default: your login name)")
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("list", help="every queue with live settings or a handler")
         for action in ("pause", "resume"):
@@ -52,7 +53,7 @@ class Command(BaseCommand):
                 for state in runner.list_queues():
                     self.stdout.write(describe(state))
                 return
-            name, actor = options["name"], options["actor"]
+            name, actor = options["name"], cli_actor(options["actor"])
             if action == "pause":
                 state = runner.pause_queue(name, actor=actor)
             elif action == "resume":
@@ -96,3 +97,8 @@ def _limit(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
+def cli_actor(name: str | None) -> Actor:
+    """Who ran the command, for the audit log: --actor, else the login name."""
+    return Actor(source=AuditSource.CLI, name=name) if name else Actor.command_line()

@@ -6,16 +6,16 @@
     redrivejobs cancel --tenant T [the same criteria]
 
 The same selection as the dashboard's history filter and the same runner calls (`retry_jobs`, `cancel_jobs`),
-so the audit log shows who ran it (`--actor`, default `cli:<os user>`).
+so the audit log shows who ran it (`--actor`, default the login name).
 """
 
 from __future__ import annotations
 
-import getpass
-
 from django.core.management.base import BaseCommand, CommandError
 
+from jobscheduler.audit import Actor
 from jobscheduler.exceptions import JobSchedulerError
+from jobscheduler.models import AuditSource
 from jobscheduler.runners.factory import JobRunnerFactory
 from jobscheduler.selection import JobSelection
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         for name in CRITERIA:
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name)
         parser.add_argument("--batch-size", type=int, default=1000, help="jobs per statement (default 1000)")
-        parser.add_argument("--actor", default=f"cli:{getpass.getuser()}", help="who, for the audit log")
+        parser.add_argument("--actor", help="who, for the audit log (default: your login name)")
 
     def handle(self, *args, **options):
         runner = JobRunnerFactory.get_instance()
@@ -49,7 +49,10 @@ class Command(BaseCommand):
             selection = JobSelection.from_params({name: options[name] for name in CRITERIA})
             bulk = runner.retry_jobs if options["action"] == "retry" else runner.cancel_jobs
             outcome = bulk(
-                selection, options["tenant"], actor=options["actor"], batch_size=options["batch_size"]
+                selection,
+                options["tenant"],
+                actor=cli_actor(options["actor"]),
+                batch_size=options["batch_size"],
             )
         except JobSchedulerError as exc:
             raise CommandError(str(exc)) from None
@@ -57,3 +60,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{verb} {outcome.done} job(s) of {outcome.matched} matching; {outcome.skipped} skipped."
         )
+
+
+def cli_actor(name: str | None) -> Actor:
+    """Who ran the command, for the audit log: --actor, else the login name."""
+    return Actor(source=AuditSource.CLI, name=name) if name else Actor.command_line()

@@ -6,8 +6,9 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobscheduler.conf import env_setting, setting
-from jobscheduler.exceptions import InvalidQueue
+from jobscheduler.conf import DEFAULT_CONCURRENCY_RULE, default_concurrency, env_setting, setting
+from jobscheduler.exceptions import ExtraNotInstalled, InvalidQueue
+from jobscheduler.extras import Extra, require
 from jobscheduler.queues import parse_served_queues, seed_from_settings
 from jobscheduler.registry import JobHandlerRegistry
 
@@ -17,7 +18,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--backend", choices=["pgboss", "temporal"], help="default: JOB_RUNNER_TYPE")
-        parser.add_argument("--concurrency", type=int, help="handler slots (default: 5 per CPU, at least 4)")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            help=f"jobs this worker runs at once, on either backend (default: {DEFAULT_CONCURRENCY_RULE}; "
+            f"{default_concurrency()} on this machine)",
+        )
         parser.add_argument(
             "--jobs", help="comma-separated job names to serve (default: every registered one)"
         )
@@ -34,10 +40,23 @@ class Command(BaseCommand):
             help="seconds to let running jobs finish on SIGTERM (default: SHUTDOWN_TIMEOUT_SECONDS)",
         )
         parser.add_argument("--worker-id", help="a stable id for this worker (default: host:pid:random)")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve this worker's Prometheus metrics on http://0.0.0.0:PORT/metrics (the metrics extra)",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="liveness probe: exit 0 if the worker named by --worker-id (else any worker on this host) "
+            "heartbeats, 1 if not; starts no worker",
+        )
 
     def handle(self, *args, **options):
         if options["verbosity"] > 1:
             logging.getLogger("jobscheduler").setLevel(logging.DEBUG)
+        if options["check"]:
+            return self._check(options["worker_id"])
         backend = options["backend"] or env_setting("JOB_RUNNER_TYPE")
         names = [n.strip() for n in (options["jobs"] or "").split(",") if n.strip()] or None
         unknown = [n for n in names or [] if not JobHandlerRegistry.has(n)]
@@ -49,16 +68,23 @@ class Command(BaseCommand):
             queues = parse_served_queues(options["queues"]) if options["queues"] is not None else None
         except InvalidQueue as exc:
             raise CommandError(f"--queues: {exc}") from None
+        concurrency = options["concurrency"] or default_concurrency()
+        if options["metrics_port"] is not None:
+            self._serve_metrics(options["metrics_port"])
         shutdown_timeout = options["shutdown_timeout"]
         if shutdown_timeout is None:
             shutdown_timeout = float(setting("SHUTDOWN_TIMEOUT_SECONDS"))
         seed_from_settings()  # every queue of JOBSCHEDULER["QUEUES"] has its live settings before a claim
         if backend == "temporal":
+            try:
+                require(Extra.TEMPORAL)
+            except ExtraNotInstalled as exc:
+                raise CommandError(str(exc)) from None
             from jobscheduler.temporal.worker import run_temporal_worker
 
             return self._exit(
                 run_temporal_worker(
-                    concurrency=options["concurrency"] or 10,
+                    concurrency=concurrency,
                     job_names=names,
                     shutdown_timeout=shutdown_timeout,
                     stdout=self.stdout,
@@ -68,7 +94,7 @@ class Command(BaseCommand):
         from jobscheduler.queue.worker import PgBossWorker
 
         worker = PgBossWorker(
-            concurrency=options["concurrency"],
+            concurrency=concurrency,
             job_names=names,
             queues=queues,
             burst=options["burst"],
@@ -84,6 +110,24 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         return self._exit(worker.run())
+
+    def _serve_metrics(self, port: int) -> None:
+        from jobscheduler.exceptions import MetricsUnavailable
+        from jobscheduler.telemetry import metrics
+
+        try:
+            metrics.serve(port)
+        except MetricsUnavailable as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+    def _check(self, worker_id: str | None) -> None:
+        from jobscheduler.monitoring.health import worker_alive
+
+        alive, line = worker_alive(worker_id)
+        (self.stdout if alive else self.stderr).write(line)
+        self._exit(0 if alive else 1)
 
     @staticmethod
     def _exit(code: int) -> None:

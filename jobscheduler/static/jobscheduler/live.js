@@ -1,4 +1,4 @@
-/* Live refresh for the dashboard, and select-all for the history table.
+/* Live refresh for the dashboard, select-all for the history table, and copy buttons for ids.
  *
  * Any element with an id and a data-live="<milliseconds>" attribute is refreshed in place: the page's own URL
  * is fetched again and the element with the same id in the answer replaces it. Refreshing pauses while the
@@ -47,6 +47,35 @@
     if (!name) return;
     var form = event.target.form || document;
     form.querySelectorAll("input[name='" + name + "']").forEach(function (box) { box.checked = event.target.checked; });
+  });
+
+  // The Clipboard API exists only in secure contexts (https, localhost); a dashboard on plain http elsewhere
+  // copies through a selected, off-screen textarea instead.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.left = "-9999px";
+    document.body.appendChild(area);
+    area.select();
+    var copied = document.execCommand("copy");
+    area.remove();
+    return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    function say(label) {
+      button.textContent = label;
+      window.setTimeout(function () { button.textContent = "copy"; }, 1500);
+    }
+    copyText(button.getAttribute("data-copy")).then(
+      function () { say("copied"); },
+      function () { say("copy failed"); }
+    );
   });
 
   document.addEventListener("submit", function (event) {
