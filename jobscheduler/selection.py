@@ -103,7 +103,7 @@ class JobSelection:
         if self.type is not None:
             queryset = queryset.filter(type=self.type)
         if self.queue is not None:
-            # As text (->>), the expression of the index on named queues (migration 0014).
+            # As text (->>), the expression of the index on named queues (migration 0011).
             queryset = queryset.alias(queue_name=KT("metadata__queue"))
             in_queue = Q(queue_name=self.queue)
             if self.queue == DEFAULT_QUEUE:  # jobs recorded before queues existed ran in the default queue

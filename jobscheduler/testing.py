@@ -229,15 +229,21 @@ def _any_due(until: datetime | None, names: list[str] | None) -> bool:
 def _claim_one(raw, until: datetime | None, names: list[str] | None) -> Attempt | None:
     """The next due job, claimed (and its attempt's start recorded) with the worker's own statement."""
     _make_due(until)
+    params = {
+        "worker_id": WORKER_ID,
+        "lease_seconds": 3600.0,
+        "names": names,
+        "queues": None,
+        "slots": None,
+        "limit": 1,
+    }
     with psycopg.Cursor(raw) as cur:
-        cur.execute(
-            sql.CLAIM,
-            {"worker_id": WORKER_ID, "lease_seconds": 3600.0, "names": names, "limit": 1},
-        )
+        cur.execute(sql.CLAIM_BEGIN, params)  # a limited queue is claimed from only once its row is locked
+        cur.execute(sql.CLAIM, params)
         row = cur.fetchone()
     if row is None:
         return None
-    job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate = row
+    job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate, _queue = row
     return Attempt(
         job_id=job_id,
         tenant=tenant,

@@ -29,7 +29,7 @@ from ..conf import setting
 from ..exceptions import JobSchedulerError, RunnerUnavailable, StepNotRetryable
 from ..ids import parse_uuid
 from ..models import AuditSource, Job, JobStatus, Schedule, Worker
-from ..queues import DEFAULT_QUEUE
+from ..queues import DEFAULT_QUEUE, configured_queues
 from ..registry import JobHandlerRegistry
 from ..runners.factory import JobRunnerFactory
 from ..runners.health import health_report
@@ -146,7 +146,11 @@ class JobListView(DashboardMixin, TemplateView):
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION),
             can_retry=self.request.user.has_perm(RETRY_PERMISSION),
             job_types=JobHandlerRegistry.names(),
-            queue_names=[q.name for q in JobRunnerFactory.get_instance().list_queues()],
+            # Suggestions for the free-text queue filter, from code and settings: no query on a page whose
+            # query count must not grow (a queue named only by a queue= option is still searchable).
+            queue_names=sorted(
+                {DEFAULT_QUEUE, *JobHandlerRegistry.queue_names(), *configured_queues()}
+            ),
         )
         return context
 

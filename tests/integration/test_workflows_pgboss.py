@@ -230,7 +230,15 @@ def test_async_twins(runner, tenant):
 
 def _claim(conn, name: str):
     return conn.execute(
-        sql.CLAIM, {"worker_id": "test", "lease_seconds": 60, "names": [name], "limit": 10}
+        sql.CLAIM,
+        {
+            "worker_id": "test",
+            "lease_seconds": 60,
+            "names": [name],
+            "queues": None,
+            "slots": None,
+            "limit": 10,
+        },
     ).fetchall()
 
 
