@@ -182,7 +182,9 @@ class JobAdmin(TenantScopedAdmin):
 
     @admin.action(description="Cancel selected jobs (through their runner)", permissions=["cancel"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        outcome = actions.cancel_many(Job.objects.filter(pk__in=queryset.values("pk")))
+        outcome = actions.cancel_many(
+            Job.objects.filter(pk__in=queryset.values("pk")), cancelled_by=request.user.get_username()
+        )
         self.message_user(
             request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.", messages.SUCCESS
         )

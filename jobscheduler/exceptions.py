@@ -81,3 +81,7 @@ class AttemptLost(JobSchedulerError):
 
     Never raised: it names, for the task API's `TaskError.exception_class_path`, the failures the record
     holds that no Python exception caused (`LeaseExpired`, `AttemptLost`, Temporal's activity timeouts)."""
+
+
+class WorkflowClosed(JobSchedulerError):
+    """The job's Temporal workflow closed before the record got the job's end."""

@@ -3,7 +3,7 @@
 The seed's columns are kept exactly, so a job's timing, attempts, progress and payload live in its metadata:
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
-`singletonKey`, `priority`, `workerId`, `cancelReason`, `timeoutMs`. Runs the library schedules
+`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelledBy`, `timeoutMs`, `recordLagSeconds`. Runs the library schedules
 itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
@@ -31,7 +31,9 @@ RESERVED_METADATA_KEYS = frozenset(
         "priority",
         "workerId",
         "cancelReason",
+        "cancelledBy",
         "timeoutMs",
+        "recordLagSeconds",
     }
 )
 

@@ -29,8 +29,12 @@ def get_job_status(job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
     return JobRunnerFactory.get_instance().get_job_status(job_id, tenant_id)
 
 
-def cancel_job(job_id: Any, tenant_id: Any) -> bool:
-    return JobRunnerFactory.get_instance().cancel_job(job_id, tenant_id)
+def cancel_job(
+    job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+) -> bool:
+    return JobRunnerFactory.get_instance().cancel_job(
+        job_id, tenant_id, reason=reason, cancelled_by=cancelled_by
+    )
 
 
 async def aschedule_job(job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
@@ -53,5 +57,9 @@ async def aget_job_status(job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
     return await JobRunnerFactory.get_instance().aget_job_status(job_id, tenant_id)
 
 
-async def acancel_job(job_id: Any, tenant_id: Any) -> bool:
-    return await JobRunnerFactory.get_instance().acancel_job(job_id, tenant_id)
+async def acancel_job(
+    job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+) -> bool:
+    return await JobRunnerFactory.get_instance().acancel_job(
+        job_id, tenant_id, reason=reason, cancelled_by=cancelled_by
+    )

@@ -50,12 +50,15 @@ def build_metadata(
     priority: int = 0,
     singleton_key: str | None = None,
     schedule_id: uuid.UUID | None = None,
+    timeout_ms: int | None = None,
 ) -> str:
     """The initial `jobs.metadata` JSON text; `data_json` is already validated JSON text, spliced not re-encoded."""
     meta: dict[str, Any] = dict(extra or {})
     meta["attempts"] = 0
     if max_attempts is not None:
         meta["maxAttempts"] = max_attempts
+    if timeout_ms is not None:
+        meta["timeoutMs"] = timeout_ms
     if priority:
         meta["priority"] = priority
     if singleton_key is not None:
@@ -144,7 +147,10 @@ def record_started(
 # -- an attempt ends --------------------------------------------------------------------------------------------
 
 #: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
-#: next_at timestamptz); `outcome` is an `Outcome` value.
+#: next_at timestamptz, at timestamptz); `outcome` is an `Outcome` value. `at` is when the attempt ended, for an
+#: end recorded after the fact (NULL: now). A cancel request already in the record (`cancelReason`,
+#: `cancelledBy`, see `record_cancel_requested`) is kept by a cancelled end and dropped by a completed or failed
+#: one (the request came too late).
 FINISHED_SQL = render_sql(
     """,
 finished AS (
@@ -152,13 +158,16 @@ finished AS (
     SET status = (CASE src.outcome WHEN $OUTCOME_COMPLETED THEN 'completed' WHEN $OUTCOME_FAILED THEN 'failed'
                                    WHEN $OUTCOME_CANCELLED THEN 'cancelled' ELSE 'queued' END)::job_status,
         updated_at = now(),
-        metadata = coalesce(j.metadata, '{}'::jsonb)
+        metadata = (coalesce(j.metadata, '{}'::jsonb)
+                    - CASE WHEN src.outcome IN ($OUTCOME_COMPLETED, $OUTCOME_FAILED)
+                           THEN ARRAY['cancelReason', 'cancelledBy'] ELSE ARRAY[]::text[] END)
             || CASE src.outcome
-                 WHEN $OUTCOME_COMPLETED THEN jsonb_build_object('completedAt', now(), 'progress', 100)
-                 WHEN $OUTCOME_FAILED THEN jsonb_build_object('completedAt', now(), 'error', src.error,
-                                                       'errorType', src.error_type)
-                 WHEN $OUTCOME_CANCELLED THEN jsonb_build_object('completedAt', now())
-                     || CASE WHEN src.error IS NULL THEN '{}'::jsonb
+                 WHEN $OUTCOME_COMPLETED THEN jsonb_build_object('completedAt', coalesce(src.at, now()),
+                                                                 'progress', 100)
+                 WHEN $OUTCOME_FAILED THEN jsonb_build_object('completedAt', coalesce(src.at, now()),
+                                                              'error', src.error, 'errorType', src.error_type)
+                 WHEN $OUTCOME_CANCELLED THEN jsonb_build_object('completedAt', coalesce(src.at, now()))
+                     || CASE WHEN src.error IS NULL OR j.metadata ? 'cancelReason' THEN '{}'::jsonb
                              ELSE jsonb_build_object('cancelReason', src.error) END
                  WHEN $OUTCOME_RETRY THEN jsonb_build_object('error', src.error, 'errorType', src.error_type,
                                                       'nextAttemptAt', src.next_at)
@@ -167,12 +176,13 @@ finished AS (
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
     RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
-              src.next_at
+              src.next_at, src.at, j.metadata ->> 'cancelReason' AS cancel_reason,
+              j.metadata -> 'cancelledBy' AS cancelled_by
 ),
 finished_steps AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
     SELECT f.tenant, jobscheduler_uuid7(), f.job_id, step.name, step.status::job_status, step.result,
-           clock_timestamp(), f.attempt - 1
+           coalesce(f.at + (step.ord - 1) * interval '1 microsecond', clock_timestamp()), f.attempt - 1
     FROM finished f
     CROSS JOIN LATERAL (VALUES
         (1, 'execution_completed', 'completed', jsonb_build_object('attempt', f.attempt, 'result', f.result)),
@@ -180,7 +190,10 @@ finished_steps AS (
                                                              'errorType', f.error_type, 'traceback', f.tb)),
         (3, 'execution_retry_scheduled', 'queued', jsonb_build_object('attempt', f.attempt,
                                                                       'nextAttemptAt', f.next_at)),
-        (4, 'execution_cancelled', 'cancelled', jsonb_build_object('attempt', f.attempt, 'reason', f.error)),
+        (4, 'execution_cancelled', 'cancelled', jsonb_build_object('attempt', f.attempt,
+                                                                   'reason', f.cancel_reason)
+            || CASE WHEN f.cancelled_by IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('cancelledBy', f.cancelled_by) END),
         (5, 'execution_released', 'queued', jsonb_build_object('attempt', f.attempt, 'reason', f.error))
     ) AS step(ord, name, status, result)
     WHERE (f.outcome = $OUTCOME_COMPLETED AND step.ord = 1)
@@ -197,8 +210,8 @@ finished_steps AS (
 FINISHED_SRC_FROM_ARRAYS = """
 SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
                      %(results)s::jsonb[], %(errors)s::text[], %(error_types)s::text[], %(tbs)s::text[],
-                     %(next_ats)s::timestamptz[])
-    AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, next_at)
+                     %(next_ats)s::timestamptz[], %(ats)s::timestamptz[])
+    AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, next_at, at)
 """
 
 
@@ -217,6 +230,8 @@ class AttemptOutcome:
     next_at: datetime | None = None
     #: For the pgboss worker's retries: the backoff, turned into `next_at` by the database clock.
     retry_delay_ms: float | None = None
+    #: When the attempt ended, for an end recorded after the fact (Temporal, once the database is back).
+    at: datetime | None = None
 
 
 def finish_params(outcomes: Iterable[AttemptOutcome]) -> dict[str, list]:
@@ -231,6 +246,7 @@ def finish_params(outcomes: Iterable[AttemptOutcome]) -> dict[str, list]:
         "error_types": [o.error_type for o in rows],
         "tbs": [o.traceback for o in rows],
         "next_ats": [o.next_at for o in rows],
+        "ats": [o.at for o in rows],
     }
 
 
@@ -243,15 +259,20 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
 
 
 def record_cancelled_unstarted(
-    tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str | None, cursor=None
+    tenant: uuid.UUID,
+    job_id: uuid.UUID,
+    *,
+    reason: str | None,
+    cancelled_by: str | None = None,
+    cursor=None,
 ) -> int:
     """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled."""
     return _execute(
         """WITH c AS (
                UPDATE jobs SET status = 'cancelled', updated_at = now(),
                    metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
-                       || CASE WHEN %(reason)s::text IS NULL THEN '{}'::jsonb
-                               ELSE jsonb_build_object('cancelReason', %(reason)s::text) END
+                       || jsonb_strip_nulls(jsonb_build_object('cancelReason', %(reason)s::text,
+                                                               'cancelledBy', %(cancelled_by)s::text))
                WHERE tenant = %(tenant)s AND job_id = %(job_id)s
                  AND status NOT IN ('completed', 'failed', 'cancelled')
                RETURNING tenant, job_id, coalesce((metadata ->> 'attempts')::int, 0) AS attempts
@@ -259,10 +280,29 @@ def record_cancelled_unstarted(
                INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
                                         retry_count)
                SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
-                      jsonb_build_object('reason', %(reason)s::text), now(), greatest(attempts - 1, 0) FROM c
+                      jsonb_build_object('reason', %(reason)s::text)
+                          || jsonb_strip_nulls(jsonb_build_object('cancelledBy', %(cancelled_by)s::text)),
+                      now(), greatest(attempts - 1, 0) FROM c
            )
            SELECT count(*) FROM c""",
-        {"tenant": tenant, "job_id": job_id, "reason": reason},
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cancelled_by": cancelled_by},
+        cursor,
+    )
+
+
+def record_cancel_requested(
+    tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str, cancelled_by: str | None, cursor=None
+) -> int:
+    """A cancel asked of a running attempt: who asked and why, kept by the cancelled end that follows (and
+    dropped if the attempt completes or fails first). Only a live record takes it; returns the rows updated."""
+    return _execute(
+        """UPDATE jobs SET updated_at = now(),
+               metadata = (coalesce(metadata, '{}'::jsonb) - 'cancelledBy')
+                   || jsonb_strip_nulls(jsonb_build_object('cancelReason', %(reason)s::text,
+                                                           'cancelledBy', %(cancelled_by)s::text))
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+             AND status NOT IN ('completed', 'failed', 'cancelled')""",
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cancelled_by": cancelled_by},
         cursor,
     )
 
@@ -271,13 +311,18 @@ def record_cancelled_unstarted(
 
 
 def record_progress(
-    tenant: uuid.UUID, job_id: uuid.UUID, progress: float, message: str | None, *, cursor=None
+    tenant: uuid.UUID, job_id: uuid.UUID, progress: float | None, message: str | None, *, cursor=None
 ) -> None:
+    """The job's progress (None: unchanged) and message; a job already final keeps its last (a late update
+    changes nothing)."""
     _execute(
         """UPDATE jobs SET updated_at = now(),
                metadata = coalesce(metadata, '{}'::jsonb)
-                   || jsonb_build_object('progress', %(progress)s::float8, 'progressMessage', %(message)s::text)
-           WHERE tenant = %(tenant)s AND job_id = %(job_id)s""",
+                   || jsonb_build_object('progressMessage', %(message)s::text)
+                   || CASE WHEN %(progress)s::float8 IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object('progress', %(progress)s::float8) END
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+             AND status NOT IN ('completed', 'failed', 'cancelled')""",
         {"tenant": tenant, "job_id": job_id, "progress": progress, "message": message},
         cursor,
     )
@@ -291,13 +336,19 @@ def record_step(
     result_json: str | None,
     *,
     attempt: int,
+    detail_id: uuid.UUID | None = None,
+    at: datetime | None = None,
     cursor=None,
 ) -> None:
-    """A handler's own step (`current_job().step(...)`)."""
+    """A handler's own step (`current_job().step(...)`). With a `detail_id` chosen by the caller the write is
+    idempotent (a retried write of the same step adds nothing); `at` is when the step happened, for a step
+    recorded after the fact."""
     _execute(
         """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-           VALUES (%(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
-                   %(result)s::jsonb, clock_timestamp(), %(retry)s)""",
+           VALUES (%(tenant)s, coalesce(%(detail_id)s::uuid, jobscheduler_uuid7()), %(job_id)s, %(name)s,
+                   %(status)s::job_status, %(result)s::jsonb, coalesce(%(at)s::timestamptz, clock_timestamp()),
+                   %(retry)s)
+           ON CONFLICT (tenant, detail_id) DO NOTHING""",
         {
             "tenant": tenant,
             "job_id": job_id,
@@ -305,7 +356,21 @@ def record_step(
             "status": status,
             "result": result_json,
             "retry": max(attempt - 1, 0),
+            "detail_id": detail_id,
+            "at": at,
         },
+        cursor,
+    )
+
+
+def record_lag(tenant: uuid.UUID, job_id: uuid.UUID, seconds: float, *, cursor=None) -> None:
+    """How late the record caught up with the job (Temporal, after the database was unreachable): the largest
+    lag seen, in seconds."""
+    _execute(
+        """UPDATE jobs SET metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('recordLagSeconds',
+                   greatest(coalesce((metadata ->> 'recordLagSeconds')::float8, 0), round(%(seconds)s::numeric, 3)))
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s""",
+        {"tenant": tenant, "job_id": job_id, "seconds": seconds},
         cursor,
     )
 

@@ -28,11 +28,14 @@ class BulkResult:
     new_job_ids: list[str] = field(default_factory=list)
 
 
-def cancel(job: Job) -> bool:
-    """Cancel a job that has not finished; False when it had already finished or the backend refused."""
+def cancel(job: Job, cancelled_by: str | None = None) -> bool:
+    """Cancel a job that has not finished, recording who asked; False when it had already finished or the
+    backend refused."""
     if job.is_finished:
         return False
-    return JobRunnerFactory.for_runner_type(job.runner_type).cancel_job(job.job_id, job.tenant)
+    return JobRunnerFactory.for_runner_type(job.runner_type).cancel_job(
+        job.job_id, job.tenant, cancelled_by=cancelled_by
+    )
 
 
 def retry(job: Job) -> str | None:
@@ -51,10 +54,10 @@ def retry(job: Job) -> str | None:
     return result.job_id
 
 
-def cancel_many(jobs: Iterable[Job]) -> BulkResult:
+def cancel_many(jobs: Iterable[Job], cancelled_by: str | None = None) -> BulkResult:
     outcome = BulkResult()
     for job in jobs:
-        if cancel(job):
+        if cancel(job, cancelled_by):
             outcome.done += 1
         else:
             outcome.skipped += 1

@@ -28,7 +28,7 @@ from ..registry import JobHandlerRegistry
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
-from .formatting import format_duration, meta_time
+from .formatting import error_line, format_duration, meta_time
 from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
 from .scope import (
@@ -139,6 +139,8 @@ class JobDetailView(DashboardMixin, TemplateView):
         steps = list(queries.steps(job))
         for step in steps:
             step.result_json = "" if step.result is None else pretty_json(step.result)
+            if step.step_name == "execution_failed" and isinstance(step.result, dict):
+                step.error_line = error_line(step.result.get("error"), step.result.get("errorType"))
         own_metadata = {k: v for k, v in meta.items() if k != "data"}
         schedule_id = meta.get("scheduleId")
         context.update(
@@ -150,6 +152,7 @@ class JobDetailView(DashboardMixin, TemplateView):
             max_attempts=meta.get("maxAttempts"),
             progress=meta.get("progress"),
             progress_message=meta.get("progressMessage"),
+            last_error=error_line(meta.get("error"), meta.get("errorType")),
             steps=steps,
             failed_attempts=[s for s in steps if s.step_name == "execution_failed"],
             payload_json=pretty_json(meta.get("data")),
@@ -249,7 +252,7 @@ class CancelJobView(ActionView):
         job = self.get_job(job_id)
         if job.is_finished:
             messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
-        elif actions.cancel(job):
+        elif actions.cancel(job, cancelled_by=request.user.get_username()):
             messages.success(request, f"Cancelled job {job.job_id}.")
         else:
             messages.error(request, f"Job {job.job_id} could not be cancelled.")
@@ -293,7 +296,7 @@ class BulkActionView(ActionView):
             messages.warning(request, "No jobs selected.")
             return self.redirect_back(fallback)
         if action == "cancel":
-            outcome = actions.cancel_many(jobs)
+            outcome = actions.cancel_many(jobs, cancelled_by=request.user.get_username())
             messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
         else:
             outcome = actions.retry_many(jobs)

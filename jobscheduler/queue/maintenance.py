@@ -136,6 +136,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
                 extra={**(metadata or {}), "scheduleKey": key, "tick": tick.isoformat()},
                 max_attempts=max_attempts,
                 schedule_id=sid,
+                timeout_ms=spec.timeout_ms if spec else None,
             )
             with conn.cursor() as cur:
                 enqueue(

@@ -17,6 +17,7 @@ from django.utils import timezone as dj_timezone
 from .. import tracking, validation
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
+from ..outcomes import DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
 from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status
 from ..states import RunnerType
@@ -89,7 +90,11 @@ class PgBossJobRunner(JobRunner):
             tenants.append(validation.resolve_tenant(tenant_id, data))
             metas.append(
                 tracking.build_metadata(
-                    text, extra=extra, max_attempts=spec.retry.max_attempts, priority=priority
+                    text,
+                    extra=extra,
+                    max_attempts=spec.retry.max_attempts,
+                    priority=priority,
+                    timeout_ms=spec.timeout_ms,
                 )
             )
         ids = [new_id() for _ in metas]
@@ -122,6 +127,7 @@ class PgBossJobRunner(JobRunner):
             priority=priority,
             singleton_key=singleton_key,
             schedule_id=schedule_id,
+            timeout_ms=spec.timeout_ms,
         )
         job_id = new_id()
         args = (
@@ -258,10 +264,11 @@ class PgBossJobRunner(JobRunner):
     def get_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
         return load_status(job_id, tenant_id)
 
-    def cancel_job(self, job_id: Any, tenant_id: Any) -> bool:
-        """Queued: removed and recorded cancelled. Running: flagged, ends cancelled. Finished or unknown: False.
-
-        An id of a recurring schedule deletes the schedule.
+    def cancel_job(
+        self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> bool:
+        """Queued: removed and recorded cancelled. Running: flagged (who asked and why recorded at once), ends
+        cancelled. Finished or unknown: False. An id of a recurring schedule deletes the schedule.
         """
         jid, tenant = parse_uuid(job_id), parse_uuid(tenant_id)
         if jid is None or tenant is None:
@@ -270,15 +277,21 @@ class PgBossJobRunner(JobRunner):
         if deleted:
             return True
         params = {"tenant": tenant, "job_id": jid}
+        reason = reason or DEFAULT_CANCEL_REASON
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(sql.CANCEL_QUEUED, params)
             if cur.fetchone():
                 tracking.record_cancelled_unstarted(
-                    tenant, jid, reason="Cancelled before it started", cursor=cur
+                    tenant, jid, reason=reason, cancelled_by=cancelled_by, cursor=cur
                 )
                 return True
             cur.execute(sql.CANCEL_RUNNING, params)
-            return cur.fetchone() is not None
+            if cur.fetchone() is None:
+                return False
+            tracking.record_cancel_requested(
+                tenant, jid, reason=reason, cancelled_by=cancelled_by, cursor=cur
+            )
+            return True
 
     def is_healthy(self) -> bool:
         try:

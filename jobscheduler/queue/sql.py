@@ -141,7 +141,8 @@ requeued AS (
     RETURNING q.job_id
 ),
 src AS (
-    SELECT i.tenant, i.job_id, i.attempt, i.outcome, i.result, i.error, i.error_type, i.tb, i.next_at
+    SELECT i.tenant, i.job_id, i.attempt, i.outcome, i.result, i.error, i.error_type, i.tb, i.next_at,
+           NULL::timestamptz AS at
     FROM input i WHERE i.job_id IN (SELECT job_id FROM ended UNION ALL SELECT job_id FROM requeued)
 )"""
     + FINISHED_SQL
@@ -204,7 +205,8 @@ ended AS (
 src AS (
     SELECT tenant, job_id, attempt, outcome, NULL::jsonb AS result,
            'Worker lost: the lease expired without a heartbeat' AS error, 'LeaseExpired' AS error_type,
-           NULL::text AS tb, CASE WHEN outcome = $OUTCOME_RETRY THEN now() END AS next_at
+           NULL::text AS tb, CASE WHEN outcome = $OUTCOME_RETRY THEN now() END AS next_at,
+           NULL::timestamptz AS at
     FROM (SELECT * FROM requeued UNION ALL SELECT * FROM ended) lost
 )"""
     + FINISHED_SQL

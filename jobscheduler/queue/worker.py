@@ -31,6 +31,7 @@ from django.db import connections
 from .. import tracking
 from ..conf import setting
 from ..exceptions import JobTimeout
+from ..outcomes import released, timeout_message
 from ..registry import JobHandlerRegistry
 from ..states import Outcome
 from . import sql
@@ -42,7 +43,6 @@ from .execution import (
     failure_outcome,
     finish_statement_params,
     run_attempt,
-    simple_outcome,
 )
 from .listener import Listener
 from .maintenance import Maintenance
@@ -311,7 +311,7 @@ class PgBossWorker:
             late = [a for a in self._running.values() if a.deadline <= now]
         for attempt in late:
             spec = JobHandlerRegistry.find(attempt.name)
-            error = JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms if spec else '?'} ms")
+            error = JobTimeout(timeout_message(spec.timeout_ms if spec else "?"))
             outcome = failure_outcome(attempt, error, spec.retry if spec else None)
             if not self._finish(attempt, outcome, give_up_thread=True):
                 continue
@@ -470,8 +470,8 @@ class PgBossWorker:
             with self._lock:
                 running = list(self._running.values())
             for attempt in running:
-                released = simple_outcome(attempt, Outcome.RELEASED, reason="Worker shut down")
-                if self._finish(attempt, released, give_up_thread=True) and attempt.ctx:
+                given_back = released(attempt.tenant, attempt.job_id, attempt.attempt, "Worker shut down")
+                if self._finish(attempt, given_back, give_up_thread=True) and attempt.ctx:
                     attempt.ctx.mark_cancelled()
             self._record_ready.set()
         return not self._running and not self._has_pending()

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -42,17 +42,18 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .. import tracking, validation
+from .. import outcomes, tracking, validation
 from ..conf import env_setting, setting
 from ..exceptions import RunnerUnavailable
 from ..ids import new_id
 from ..models import Job, JobStatus, Schedule
+from ..outcomes import DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
 from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_job, status_from_record
-from ..states import Outcome, RunnerType
+from ..states import RunnerType
 from . import records
 from .client import connect_client
-from .inputs import SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
+from .inputs import MEMO_RECORD_BEHIND, SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
 from .loop import EventLoopThread
 
 logger = logging.getLogger("jobscheduler.runners")
@@ -297,7 +298,7 @@ class TemporalJobRunner(JobRunner):
         tenant = validation.resolve_tenant(tenant_id, data)
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
-        extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms}
+        extra = validation.encode_metadata(metadata)
         job_id = new_id()
         meta_json = tracking.build_metadata(
             data_json,
@@ -306,6 +307,7 @@ class TemporalJobRunner(JobRunner):
             priority=validation.check_priority(priority),
             singleton_key=key,
             schedule_id=schedule_id,
+            timeout_ms=spec.timeout_ms,
         )
         delay = None
         if run_at is not None:
@@ -414,20 +416,12 @@ class TemporalJobRunner(JobRunner):
     def _record_start(self, plan: _JobPlan, started: _Started) -> ScheduleJobResult:
         job = plan.new_job
         if started.error is not None:
-            error = f"Temporal refused to start the job at {self.address}: {started.error}"
-            tracking.record_finished(
-                [
-                    tracking.AttemptOutcome(
-                        tenant=job.tenant,
-                        job_id=job.job_id,
-                        attempt=0,
-                        outcome=Outcome.FAILED,
-                        error=error,
-                        error_type=RunnerUnavailable.__name__,
-                    )
-                ]
+            error = RunnerUnavailable(f"Temporal refused to start the job at {self.address}: {started.error}")
+            refused = outcomes.failed(
+                job.tenant, job.job_id, 0, error, will_retry=False, with_traceback=False
             )
-            raise RunnerUnavailable(error) from started.error
+            tracking.record_finished([refused])
+            raise error from started.error
         if started.run_id is None:
             reason = f"Duplicate of singleton job {started.existing_job_id} (key {plan.singleton_key!r})"
             tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=reason)
@@ -443,32 +437,34 @@ class TemporalJobRunner(JobRunner):
         job = load_job(job_id, tenant_id)
         if job is None:
             return None
-        if records.is_live_temporal(job):
-            closed = self._rpc(self._closed_status(job.external_id))
-            job = records.reconcile(job, closed)
-        return status_from_record(job)
+        if not records.is_live_temporal(job):
+            return status_from_record(job)
+        view = self._rpc(self._workflow_view(job.external_id))
+        return _status(records.reconcile(job, view.closed), view)
 
     async def aget_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
         job = await sync_to_async(load_job)(job_id, tenant_id)
         if job is None:
             return None
-        if records.is_live_temporal(job):
-            closed = await self._arpc(self._closed_status(job.external_id))
-            job = await sync_to_async(records.reconcile)(job, closed)
-        return status_from_record(job)
+        if not records.is_live_temporal(job):
+            return status_from_record(job)
+        view = await self._arpc(self._workflow_view(job.external_id))
+        return _status(await sync_to_async(records.reconcile)(job, view.closed), view)
 
-    async def _closed_status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
-        """The workflow's status when it has closed (the record may then be stale); None while it runs."""
+    async def _workflow_view(self, workflow_id: str) -> _WorkflowView:
+        """What Temporal says of a live job's workflow: closed (the record may then be stale), and whether the
+        record is behind the workflow (its memo). Unknown or unreachable: nothing, the record is the answer."""
         try:
             client = await self._client_ready()
             desc = await client.get_workflow_handle(workflow_id).describe(
                 rpc_timeout=timedelta(seconds=self.rpc_timeout_seconds)
             )
+            behind = bool(await desc.memo_value(MEMO_RECORD_BEHIND, False))
         except (RPCError, RunnerUnavailable) as exc:
-            # Unknown to Temporal, or Temporal unreachable: the record is the best answer there is.
             logger.debug("Could not describe workflow %s: %s", workflow_id, exc)
-            return None
-        return None if desc.status == WorkflowExecutionStatus.RUNNING else desc.status
+            return _WorkflowView()
+        closed = None if desc.status == WorkflowExecutionStatus.RUNNING else desc.status
+        return _WorkflowView(closed=closed, record_behind=behind)
 
     def cancel_job(
         self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
@@ -481,7 +477,7 @@ class TemporalJobRunner(JobRunner):
             return True
         if target is None:
             return False
-        records.cancel_unstarted(target, reason)
+        records.cancel_unstarted(target, reason, cancelled_by)
         self._rpc(self._signal_cancel(target.external_id, reason, cancelled_by))
         return True
 
@@ -495,7 +491,7 @@ class TemporalJobRunner(JobRunner):
             return True
         if target is None:
             return False
-        await sync_to_async(records.cancel_unstarted)(target, reason)
+        await sync_to_async(records.cancel_unstarted)(target, reason, cancelled_by)
         await self._arpc(self._signal_cancel(target.external_id, reason, cancelled_by))
         return True
 
@@ -507,7 +503,7 @@ class TemporalJobRunner(JobRunner):
         client = await self._client_ready()
         try:
             await client.get_workflow_handle(workflow_id).signal(
-                SIGNAL_CANCEL, {"reason": reason or "Cancelled by request", "cancelledBy": cancelled_by}
+                SIGNAL_CANCEL, {"reason": reason or DEFAULT_CANCEL_REASON, "cancelledBy": cancelled_by}
             )
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the workflow already closed
@@ -646,6 +642,21 @@ class TemporalJobRunner(JobRunner):
             return schedule
         job = load_job(job_id, tenant_id)
         return job if job is not None and records.is_live_temporal(job, with_workflow=False) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkflowView:
+    closed: WorkflowExecutionStatus | None = None
+    record_behind: bool = False
+
+
+def _status(job: Job, view: _WorkflowView) -> JobStatusInfo:
+    """The record's status; while the record is behind its workflow (the database was away), it says so
+    (`metadata["recordBehind"]`), so a job that ran is not mistaken for one stuck or failed."""
+    info = status_from_record(job)
+    if view.record_behind and not job.is_finished:
+        return replace(info, metadata={**info.metadata, MEMO_RECORD_BEHIND: True})
+    return info
 
 
 @dataclass(frozen=True, slots=True)
