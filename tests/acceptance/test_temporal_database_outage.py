@@ -272,8 +272,8 @@ def test_jobs_complete_across_a_database_outage(
     asyncio.run(_replay(temporal_address, list(runs)))
 
     print(
-        f"temporal-outage-{outage}: {len(in_flight)} attempts in flight at the outage, "
-        f"database down {down_seconds or 'restart'} s; drained {drained_in:.1f} s after it was back; "
+        f"temporal-outage-{outage}: {len(in_flight)} attempt(s) just begun at the outage, database "
+        f"{f'down {down_seconds} s' if down_seconds else 'restarted'}; drained {drained_in:.1f} s after it was back; "
         f"{len(late_lags)} ends recorded late (lag up to {max(late_lags, default=0):.1f} s, caught up at most "
         f"{max(caught_up_after, default=0):.1f} s after the database was back); {len(schedule_runs)} schedule "
         f"runs, all recorded; {len(runs)} histories replayed; seconds: "
