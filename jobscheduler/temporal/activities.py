@@ -148,7 +148,7 @@ class RecordBuffer:
         batch = list(self._pending)
         try:
             self._write(batch)
-        except DATABASE_UNREACHABLE as exc:
+        except (*DATABASE_UNREACHABLE, TimeoutError) as exc:
             self._retry_at = time.monotonic() + self._delay
             self._delay = min(self._delay * 2, 5.0)
             logger.warning(
@@ -290,7 +290,9 @@ class JobActivities:
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, _with_connections, fn, *args)
 
     def _db_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self._db_pool.submit(_with_connections, fn, *args).result()
+        """Run `fn(*args)` on the DB pool from a handler thread, waiting at most RECORD_TIMEOUT_SECONDS (a
+        database that hangs must not hold the handler: TimeoutError, and its RecordBuffer keeps the writes)."""
+        return self._db_pool.submit(_with_connections, fn, *args).result(timeout=RECORD_TIMEOUT_SECONDS)
 
     @activity.defn(name=ACTIVITY_CREATE)
     async def create_scheduled_job(self, req: CreateInput) -> None:
@@ -423,9 +425,8 @@ class JobActivities:
             result = await asyncio.wait_for(asyncio.shield(running), timeout_s)
         except asyncio.CancelledError:
             return await self._cancelled(attempt, ctx, running)
-        except (
-            BaseException
-        ) as exc:  # a handler's SystemExit or KeyboardInterrupt fails the job, not the worker
+        # A handler's SystemExit or KeyboardInterrupt fails the job, not the worker.
+        except BaseException as exc:
             if not running.done():
                 ctx.mark_cancelled()  # our deadline passed while the handler still runs
                 timeout = JobTimeout(outcomes.timeout_message(attempt.req.timeout_ms))
@@ -459,7 +460,7 @@ class JobActivities:
         """Record the attempt's end (its unwritten steps first) and tell Temporal how it ended.
 
         `run_attempt`: a cancelled end is left to the workflow, which knows who cancelled and why; an end the
-        database does not take within RECORD_END_TIMEOUT_SECONDS travels in the report, and the workflow
+        database does not take within RECORD_TIMEOUT_SECONDS travels in the report, and the workflow
         records it. `run_job` (first version): the writes must succeed, else the activity fails as it did.
         """
         writes = buffer.close()

@@ -86,8 +86,8 @@ class GenericJobWorkflow:
     async def run(self, job: JobInput) -> dict[str, Any]:
         if not workflow.patched(PATCH_RECORD_ON_ITS_OWN):
             return await self._run_first_version(job)
-        job_id = job.job_id or await self._create_record(job, BOOKKEEPING_RETRY)
         self._records_signals = True
+        job_id = job.job_id or await self._create_record(job, BOOKKEEPING_RETRY)
         recorder = asyncio.create_task(self._record_progress_signals(job, job_id))
         try:
             return await self._attempts(job, job_id)
@@ -117,7 +117,7 @@ class GenericJobWorkflow:
             self._started_at = self._started_at or workflow.now()
             report = await self._run_attempt(job, job_id, attempt)
             if report is None:  # the start could not be recorded: not an attempt; wait for the database
-                self._set_record_behind(True)
+                # (the record is not behind: it says `queued`, and no handler runs)
                 await self._sleep_unless_cancelled(record_wait)
                 record_wait = min(record_wait * 2, RECORD_RETRY_MAX_INTERVAL)
                 continue
