@@ -39,3 +39,7 @@ RESERVED_METADATA_KEYS = frozenset(
 
 #: Reserved keys the library itself writes through the public schedule calls (see validation.system_metadata).
 SYSTEM_METADATA_KEYS = frozenset({"scheduleKey", "tick", "retryOf", "triggeredManually"})
+
+#: Never stored: the key of `get_job_status(...).metadata` that says a live job's record is behind its backend
+#: (Temporal, while the database did not take the job's latest end).
+RECORD_BEHIND = "recordBehind"

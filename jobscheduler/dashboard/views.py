@@ -22,9 +22,13 @@ from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
 from ..conf import setting
+from ..exceptions import RunnerUnavailable
 from ..ids import parse_uuid
 from ..models import Job, JobStatus, Schedule, Worker
+from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
+from ..runners.factory import JobRunnerFactory
+from ..states import RunnerType
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
@@ -162,8 +166,25 @@ class JobDetailView(DashboardMixin, TemplateView):
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
             can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
             is_live=not job.is_finished,
+            record_behind=_record_behind(job),
         )
         return context
+
+
+def _record_behind(job: Job) -> bool:
+    """A live Temporal job whose record is behind its workflow (the database did not take its latest end yet),
+    asked of this site's Temporal runner; a site on another runner, or a Temporal that does not answer, says
+    nothing (the record is then the best answer)."""
+    if job.is_finished or job.runner_type != RunnerType.TEMPORAL:
+        return False
+    runner = JobRunnerFactory.get_instance()
+    if runner.runner_type != RunnerType.TEMPORAL:
+        return False
+    try:
+        status = runner.get_job_status(job.job_id, job.tenant)
+    except RunnerUnavailable:
+        return False
+    return bool(status and status.metadata.get(RECORD_BEHIND))
 
 
 class SchedulesView(DashboardMixin, TemplateView):

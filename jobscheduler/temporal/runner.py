@@ -48,6 +48,7 @@ from ..exceptions import RunnerUnavailable
 from ..ids import new_id
 from ..models import Job, JobStatus, Schedule
 from ..outcomes import DEFAULT_CANCEL_REASON
+from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
 from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_job, status_from_record
 from ..states import RunnerType
@@ -655,7 +656,7 @@ def _status(job: Job, view: _WorkflowView) -> JobStatusInfo:
     (`metadata["recordBehind"]`), so a job that ran is not mistaken for one stuck or failed."""
     info = status_from_record(job)
     if view.record_behind and not job.is_finished:
-        return replace(info, metadata={**info.metadata, MEMO_RECORD_BEHIND: True})
+        return replace(info, metadata={**info.metadata, RECORD_BEHIND: True})
     return info
 
 
