@@ -2,7 +2,8 @@
 
 Nothing here edits a job by hand: the record is written only by the backends (`tracking.py`). Cancel and
 retry go through the same code as the dashboard (`dashboard.actions`), so they reach the backend that owns the
-job. A non-superuser sees only the rows of their own tenant (`JOBSCHEDULER["TENANT_RESOLVER"]`).
+job. A non-superuser sees only the rows of their own tenant (`JOBSCHEDULER["TENANT_RESOLVER"]`; on a
+single-tenant site, the default tenant).
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ class JobAdmin(TenantScopedAdmin):
         self.message_user(
             request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.", messages.SUCCESS
         )
+        if outcome.unreachable:
+            self.message_user(request, outcome.unreachable_message(), messages.ERROR)
 
     @admin.action(description="Retry selected finished jobs as new jobs", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -9,6 +9,8 @@ class JobSchedulerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks, jobscheduler.E001...)
+
         # Like admin.py: every installed app's jobs.py registers its handlers at start-up.
         autodiscover_modules("jobs")
         if any(_is_ours(config) for config in (getattr(settings, "TASKS", None) or {}).values()):

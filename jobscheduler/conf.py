@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "SYSTEM_USER_ID": "00000000-0000-0000-0000-000000000000",
     # Dotted path to `fn(request) -> tenant UUID | None` used by the dashboard and the admin.
     "TENANT_RESOLVER": "jobscheduler.tenancy.user_tenant",
+    # Strict multi-tenancy: a schedule call naming no tenant raises TenantRequired, and a user whose resolver
+    # names no tenant sees nothing. Off (the default), both mean DEFAULT_TENANT: a site without tenants works.
+    "REQUIRE_TENANT": False,
+    # The one tenant of a single-tenant site (used only while REQUIRE_TENANT is off); a fixed, documented UUID
+    # so the record stays valid if the site later turns tenants on.
+    "DEFAULT_TENANT": "00000000-0000-0000-0000-000000000001",
     # Payload/metadata keys whose values the dashboard redacts (matched case-insensitively as substrings).
     "REDACT_KEYS": ("password", "token", "secret", "key", "authorization"),
     # Seconds between the dashboard's live refreshes of a visible page.
@@ -50,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_EXPIRY_SECONDS": 60.0,
     # Bounded connect/start time for the Temporal client, in seconds.
     "TEMPORAL_CONNECT_TIMEOUT_SECONDS": 5.0,
+    # Seconds after Temporal was found unreachable during which it is not asked again (calls fail, or fall back
+    # to pgboss, at once); the first call after that re-probes it with one bounded health check.
+    "TEMPORAL_REPROBE_SECONDS": 10.0,
     # Temporal activity heartbeat timeout: how fast a dead Temporal worker is detected, in seconds.
     "TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS": 10.0,
 }
@@ -93,12 +102,20 @@ def env_setting(name: str) -> Any:
     return value
 
 
+def overrides() -> dict[str, Any]:
+    """The site's `JOBSCHEDULER` dict (empty when the site sets none)."""
+    value = getattr(django_settings, "JOBSCHEDULER", None) or {}
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"settings.JOBSCHEDULER must be a dict, got {type(value).__name__}")
+    return value
+
+
 def setting(name: str) -> Any:
     """A key of the `JOBSCHEDULER` dict, or its default."""
-    overrides = getattr(django_settings, "JOBSCHEDULER", {}) or {}
-    unknown = set(overrides) - set(DEFAULTS)
+    values = overrides()
+    unknown = set(values) - set(DEFAULTS)
     if unknown:
         raise ImproperlyConfigured(f"Unknown JOBSCHEDULER setting(s): {', '.join(sorted(unknown))}")
     if name not in DEFAULTS:
         raise KeyError(name)
-    return overrides.get(name, DEFAULTS[name])
+    return values.get(name, DEFAULTS[name])

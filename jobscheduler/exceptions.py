@@ -83,5 +83,17 @@ class AttemptLost(JobSchedulerError):
     holds that no Python exception caused (`LeaseExpired`, `AttemptLost`, Temporal's activity timeouts)."""
 
 
+class ExtraNotInstalled(JobSchedulerError, ImportError):
+    """An optional backend was chosen but the package it needs is not installed."""
+
+    def __init__(self, extra: str, package: str) -> None:
+        self.extra = extra
+        self.package = package
+        super().__init__(
+            f"The {extra} backend needs the {package} package, which is not installed: "
+            f"pip install 'django-jobscheduler[{extra}]'"
+        )
+
+
 class WorkflowClosed(JobSchedulerError):
     """The job's Temporal workflow closed before the record got the job's end."""

@@ -1,11 +1,12 @@
 """The monitoring record (`jobs`, `job_details`) and the engine's own tables.
 
-`jobs` and `job_details` are the seed's tables, column for column. The database's primary keys are the
+`jobs` and `job_details` are the seed's tables (docs/data-model.md names the two deliberate type changes:
+`timestamptz` for TIMESTAMP, `varchar(255)` for VARCHAR). The database's primary keys are the
 composite `(tenant, job_id)` / `(tenant, detail_id)` (made by the migration); Django sees `job_id` /
 `detail_id` as the primary key because its admin refuses composite keys, and those ids are unique anyway.
 
 Per-job timing, attempts, progress and the payload live in `jobs.metadata` (see `tracking.py` for the keys),
-so the seed's columns stay exactly as declared.
+so the seed's columns stay as declared.
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ class JobDetail(models.Model):
     result = RecordJSONField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     retry_count = models.IntegerField(null=True, default=0, db_default=0)
+    #: How the step came about, beside what it produced (`result`): the attempt, the worker and the time from
+    #: the attempt's start (`attempt`, `workerId`, `durationMs`), written by `tracking.py`.
+    metadata = RecordJSONField(null=True, blank=True)
 
     class Meta:
         db_table = "job_details"

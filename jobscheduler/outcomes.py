@@ -115,10 +115,3 @@ def cancelled(
         outcome=Outcome.CANCELLED,
         error=reason or DEFAULT_CANCEL_REASON,
     )
-
-
-def released(tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, reason: str) -> AttemptOutcome:
-    """An attempt given back by a worker shutting down, without using it up (pgboss)."""
-    return AttemptOutcome(
-        tenant=tenant, job_id=job_id, attempt=attempt, outcome=Outcome.RELEASED, error=reason
-    )

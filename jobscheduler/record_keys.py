@@ -1,9 +1,10 @@
 """The keys the library keeps in `jobs.metadata`, beside the caller's own.
 
-The seed's columns are kept exactly, so a job's timing, attempts, progress and payload live in its metadata:
+The seed's columns are kept as declared, so a job's timing, attempts, progress and payload live in its metadata:
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
-`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelledBy`, `timeoutMs`, `recordLagSeconds`. Runs the library schedules
+`singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelledBy`, `timeoutMs`, `recordLagSeconds`,
+`fallbackReason` (a job Temporal could not be reached to start, run on pgboss instead). Runs the library schedules
 itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
@@ -34,6 +35,7 @@ RESERVED_METADATA_KEYS = frozenset(
         "cancelledBy",
         "timeoutMs",
         "recordLagSeconds",
+        "fallbackReason",
     }
 )
 

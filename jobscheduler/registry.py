@@ -80,6 +80,10 @@ class HandlerSpec:
     is_async: bool
 
 
+#: The length of `jobs.type` (varchar(255)).
+MAX_JOB_NAME_LENGTH = 255
+
+
 class JobHandlerRegistry:
     """Process-wide map of job name to handler; class methods so it works like the seed's static registry."""
 
@@ -101,6 +105,9 @@ class JobHandlerRegistry:
 
         if not isinstance(name, str) or not name.strip():
             raise ValueError("A job handler needs a non-empty name")
+        if len(name) > MAX_JOB_NAME_LENGTH:
+            # `jobs.type` is varchar(255): refused here, not when the first job of this name is written.
+            raise ValueError(f"A job name is at most {MAX_JOB_NAME_LENGTH} characters, got {len(name)}")
         if not callable(handler):
             raise TypeError(f"The handler for job {name} is not callable: {handler!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):

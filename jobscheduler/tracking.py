@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,6 +110,18 @@ def record_queued(
     )
 
 
+def record_withdrawn(tenant: uuid.UUID, job_id: uuid.UUID, *, runner_type: RunnerType, cursor=None) -> int:
+    """Remove a row that is still `pending` (its backend never accepted the job) so another backend can record
+    the job under the same id; 0 when it is no longer pending (cancelled meanwhile, say)."""
+    return _execute(
+        """DELETE FROM jobs WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending'
+               AND runner_type = %(runner_type)s
+               AND NOT EXISTS (SELECT 1 FROM job_details d WHERE d.tenant = %(tenant)s AND d.job_id = %(job_id)s)""",
+        {"tenant": tenant, "job_id": job_id, "runner_type": str(runner_type)},
+        cursor,
+    )
+
+
 # -- an attempt starts ------------------------------------------------------------------------------------------
 
 #: `src` rows: (tenant, job_id, attempt). Parameter: %(worker_id)s.
@@ -125,9 +137,11 @@ started AS (
     RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data
 ),
 started_step AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_started', 'processing',
-           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text), now(), attempt - 1,
+           jsonb_build_object('attempt', attempt, 'workerId', %(worker_id)s::text)
     FROM started
 )
 """
@@ -145,6 +159,20 @@ def record_started(
 
 
 # -- an attempt ends --------------------------------------------------------------------------------------------
+
+#: When the current attempt of the `jobs` row `j` started (`lastStartedAt`, written by STARTED_SQL as ISO text);
+#: NULL when the key holds anything else, so a row edited by hand cannot fail a whole batch of outcomes.
+ATTEMPT_STARTED_AT = (
+    r"CASE WHEN j.metadata ->> 'lastStartedAt' ~ '\A\d{4}-\d\d-\d\dT[0-9:.]+([+-][0-9:]+|Z)\Z' "
+    "THEN (j.metadata ->> 'lastStartedAt')::timestamptz END"
+)
+
+
+def _ms_since(started_at: str, until: str = "clock_timestamp()") -> str:
+    """SQL for the whole milliseconds from `started_at` to `until` (default this statement's clock: steps use
+    clock_timestamp(); a step recorded after the fact gives the time it happened)."""
+    return f"round(extract(epoch FROM {until} - {started_at}) * 1000)::bigint"
+
 
 #: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
 #: next_at timestamptz, at timestamptz); `outcome` is an `Outcome` value. `at` is when the attempt ended, for an
@@ -177,12 +205,20 @@ finished AS (
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
     RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
               src.next_at, src.at, j.metadata ->> 'cancelReason' AS cancel_reason,
-              j.metadata -> 'cancelledBy' AS cancelled_by
+              j.metadata -> 'cancelledBy' AS cancelled_by, j.metadata ->> 'workerId' AS worker_id, """
+    + ATTEMPT_STARTED_AT
+    + """ AS attempt_started_at
 ),
 finished_steps AS (
-    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
     SELECT f.tenant, jobscheduler_uuid7(), f.job_id, step.name, step.status::job_status, step.result,
-           coalesce(f.at + (step.ord - 1) * interval '1 microsecond', clock_timestamp()), f.attempt - 1
+           coalesce(f.at + (step.ord - 1) * interval '1 microsecond', clock_timestamp()), f.attempt - 1,
+           jsonb_strip_nulls(jsonb_build_object(
+               'attempt', nullif(f.attempt, 0), 'workerId', f.worker_id,
+               'durationMs', CASE WHEN f.attempt > 0 THEN """
+    + _ms_since("f.attempt_started_at", "coalesce(f.at, clock_timestamp())")
+    + """ END))
     FROM finished f
     CROSS JOIN LATERAL (VALUES
         (1, 'execution_completed', 'completed', jsonb_build_object('attempt', f.attempt, 'result', f.result)),
@@ -206,7 +242,7 @@ finished_steps AS (
 """
 )
 
-#: A row source for FINISHED_SQL from parallel arrays (see `finish_params`).
+#: A row source for FINISHED_SQL from parallel arrays (see `outcome_columns`).
 FINISHED_SRC_FROM_ARRAYS = """
 SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
                      %(results)s::jsonb[], %(errors)s::text[], %(error_types)s::text[], %(tbs)s::text[],
@@ -234,19 +270,19 @@ class AttemptOutcome:
     at: datetime | None = None
 
 
-def finish_params(outcomes: Iterable[AttemptOutcome]) -> dict[str, list]:
-    rows = list(outcomes)
+def outcome_columns(outcomes: Sequence[AttemptOutcome]) -> dict[str, list]:
+    """The parallel arrays of a `src` for FINISHED_SQL, except the next attempt's time, which each backend
+    knows its own way: Temporal passes `next_ats` (see `record_finished`); the queue's FINISH statement passes
+    the backoff and lets the database clock turn it into `next_at`. Likewise `at` (Temporal's late ends)."""
     return {
-        "tenants": [o.tenant for o in rows],
-        "ids": [o.job_id for o in rows],
-        "attempts": [o.attempt for o in rows],
-        "outcomes": [str(o.outcome) for o in rows],
-        "results": [o.result_json for o in rows],
-        "errors": [o.error for o in rows],
-        "error_types": [o.error_type for o in rows],
-        "tbs": [o.traceback for o in rows],
-        "next_ats": [o.next_at for o in rows],
-        "ats": [o.at for o in rows],
+        "tenants": [o.tenant for o in outcomes],
+        "ids": [o.job_id for o in outcomes],
+        "attempts": [o.attempt for o in outcomes],
+        "outcomes": [str(o.outcome) for o in outcomes],
+        "results": [o.result_json for o in outcomes],
+        "errors": [o.error for o in outcomes],
+        "error_types": [o.error_type for o in outcomes],
+        "tbs": [o.traceback for o in outcomes],
     }
 
 
@@ -255,7 +291,11 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     if not outcomes:
         return 0
     sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + FINISHED_SQL + "SELECT count(*) FROM finished"
-    return _execute(sql, finish_params(outcomes), cursor)
+    params = outcome_columns(outcomes) | {
+        "next_ats": [o.next_at for o in outcomes],
+        "ats": [o.at for o in outcomes],
+    }
+    return _execute(sql, params, cursor)
 
 
 def record_cancelled_unstarted(
@@ -278,11 +318,11 @@ def record_cancelled_unstarted(
                RETURNING tenant, job_id, coalesce((metadata ->> 'attempts')::int, 0) AS attempts
            ), s AS (
                INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
-                                        retry_count)
+                                        retry_count, metadata)
                SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
                       jsonb_build_object('reason', %(reason)s::text)
                           || jsonb_strip_nulls(jsonb_build_object('cancelledBy', %(cancelled_by)s::text)),
-                      now(), greatest(attempts - 1, 0) FROM c
+                      now(), greatest(attempts - 1, 0), '{}'::jsonb FROM c
            )
            SELECT count(*) FROM c""",
         {"tenant": tenant, "job_id": job_id, "reason": reason, "cancelled_by": cancelled_by},
@@ -340,14 +380,21 @@ def record_step(
     at: datetime | None = None,
     cursor=None,
 ) -> None:
-    """A handler's own step (`current_job().step(...)`). With a `detail_id` chosen by the caller the write is
-    idempotent (a retried write of the same step adds nothing); `at` is when the step happened, for a step
-    recorded after the fact."""
+    """A handler's own step (`current_job().step(...)`), with the attempt's worker and time so far. With a
+    `detail_id` chosen by the caller the write is idempotent (a retried write of the same step adds nothing);
+    `at` is when the step happened, for a step recorded after the fact."""
     _execute(
-        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count)
-           VALUES (%(tenant)s, coalesce(%(detail_id)s::uuid, jobscheduler_uuid7()), %(job_id)s, %(name)s,
-                   %(status)s::job_status, %(result)s::jsonb, coalesce(%(at)s::timestamptz, clock_timestamp()),
-                   %(retry)s)
+        """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                                   metadata)
+           SELECT %(tenant)s, coalesce(%(detail_id)s::uuid, jobscheduler_uuid7()), %(job_id)s, %(name)s,
+                  %(status)s::job_status, %(result)s::jsonb, coalesce(%(at)s::timestamptz, clock_timestamp()),
+                  %(retry)s,
+                  jsonb_strip_nulls(jsonb_build_object(
+                      'attempt', %(attempt)s::int, 'workerId', j.metadata ->> 'workerId',
+                      'durationMs', """
+        + _ms_since(ATTEMPT_STARTED_AT, "coalesce(%(at)s::timestamptz, clock_timestamp())")
+        + """))
+           FROM (SELECT NULL) AS one LEFT JOIN jobs j ON j.tenant = %(tenant)s AND j.job_id = %(job_id)s
            ON CONFLICT (tenant, detail_id) DO NOTHING""",
         {
             "tenant": tenant,
@@ -356,6 +403,7 @@ def record_step(
             "status": status,
             "result": result_json,
             "retry": max(attempt - 1, 0),
+            "attempt": attempt,
             "detail_id": detail_id,
             "at": at,
         },

@@ -18,6 +18,7 @@ from croniter import croniter
 from .conf import setting
 from .exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
 from .record_keys import RESERVED_METADATA_KEYS, SYSTEM_METADATA_KEYS
+from .tenancy import default_tenant
 
 
 def encode_data(data: Any) -> str:
@@ -125,10 +126,14 @@ def _as_uuid(value: Any, what: str, error: type[Exception]) -> uuid.UUID:
 
 
 def resolve_tenant(tenant_id: Any, data: Any) -> uuid.UUID:
+    """`tenant_id`, else `data["tenantId"]`, else the default tenant; TenantRequired on a strict site."""
     if tenant_id is None and isinstance(data, dict):
         tenant_id = data.get("tenantId")
     if tenant_id in (None, ""):
-        raise TenantRequired()
+        fallback = default_tenant()
+        if fallback is None:
+            raise TenantRequired()
+        return fallback
     return _as_uuid(tenant_id, "tenant_id", TenantRequired)
 
 

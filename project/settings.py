@@ -101,7 +101,10 @@ TEMPORAL_ADDRESS = env("TEMPORAL_ADDRESS")
 TEMPORAL_NAMESPACE = env("TEMPORAL_NAMESPACE")
 TEMPORAL_JOB_TASK_QUEUE = env("TEMPORAL_JOB_TASK_QUEUE")
 
-JOBSCHEDULER = env.json("JOBSCHEDULER", default={})
+# The example site is multi-tenant (demo tenants Acme and Globex), so it is strict: a job names its tenant
+# (else TenantRequired) and a user linked to no tenant sees nothing. The JOBSCHEDULER environment variable
+# (JSON) adds or overrides keys.
+JOBSCHEDULER = {"REQUIRE_TENANT": True, **env.json("JOBSCHEDULER", default={})}
 
 # Django's task API (`@task` functions, `.enqueue()`) on django-jobscheduler. The example site is multi-tenant,
 # so its tasks run for one tenant of their own (the `TASKS` environment variable as JSON replaces this).

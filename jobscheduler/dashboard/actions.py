@@ -2,7 +2,8 @@
 
 Each action goes to the runner of the backend that recorded the job or schedule
 (`JobRunnerFactory.for_runner_type`), so a Temporal job is cancelled through Temporal even when this process
-schedules new work on pgboss. Callers have already checked the tenant and the permission.
+schedules new work on pgboss; while Temporal is unreachable that raises RunnerUnavailable (nothing is written),
+which the bulk actions count and report. Callers have already checked the tenant and the permission.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..exceptions import RunnerUnavailable
 from ..ids import parse_uuid
 from ..models import Job, Schedule
 from ..runners.factory import JobRunnerFactory
@@ -26,11 +28,19 @@ class BulkResult:
     done: int = 0
     skipped: int = 0
     new_job_ids: list[str] = field(default_factory=list)
+    #: Why jobs could not be acted on because their backend was unreachable, one entry per job.
+    unreachable: list[str] = field(default_factory=list)
+
+    def unreachable_message(self) -> str:
+        """ "" when every backend answered; else how many jobs were left alone, and the first reason."""
+        if not self.unreachable:
+            return ""
+        return f"{len(self.unreachable)} job(s) could not be cancelled: {self.unreachable[0]}"
 
 
 def cancel(job: Job, cancelled_by: str | None = None) -> bool:
     """Cancel a job that has not finished, recording who asked; False when it had already finished or the
-    backend refused."""
+    backend refused; RunnerUnavailable when its backend (Temporal) is unreachable."""
     if job.is_finished:
         return False
     return JobRunnerFactory.for_runner_type(job.runner_type).cancel_job(
@@ -57,7 +67,12 @@ def retry(job: Job) -> str | None:
 def cancel_many(jobs: Iterable[Job], cancelled_by: str | None = None) -> BulkResult:
     outcome = BulkResult()
     for job in jobs:
-        if cancel(job, cancelled_by):
+        try:
+            cancelled = cancel(job, cancelled_by)
+        except RunnerUnavailable as exc:
+            outcome.unreachable.append(str(exc))
+            continue
+        if cancelled:
             outcome.done += 1
         else:
             outcome.skipped += 1

@@ -1,7 +1,7 @@
 """Which tenant a dashboard request sees, and the permission names the pages and actions check.
 
 Every dashboard query is filtered by the tenant returned here. Ordinary users always get the tenant their
-`JOBSCHEDULER["TENANT_RESOLVER"]` names; a superuser may look at any tenant by passing `?tenant=<uuid>`, which is
+`JOBSCHEDULER["TENANT_RESOLVER"]` names (on a single-tenant site, the default tenant); a superuser may look at any tenant by passing `?tenant=<uuid>`, which is
 remembered in the session so links and form posts stay on that tenant.
 """
 
@@ -15,7 +15,7 @@ from django.db import connection
 from django.http import HttpRequest
 
 from ..ids import parse_uuid
-from ..tenancy import resolve_tenant
+from ..tenancy import default_tenant, resolve_tenant
 
 VIEW_PERMISSION = "jobscheduler.view_job"
 CANCEL_PERMISSION = "jobscheduler.cancel_job"
@@ -59,15 +59,19 @@ def known_tenants(limit: int = 50) -> list[uuid.UUID]:
 
 
 def tenant_labels(tenants: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Readable names for tenant ids when the user model has a `tenant` foreign key (as the example site does).
+    """Readable names for tenant ids: "Default tenant" for the default one, and names through the user model's
+    `tenant` foreign key when it has one (as the example site does).
 
-    Sites without one get the bare ids; the dashboard never depends on a particular tenant model.
+    Other tenants of sites without such a key get the bare ids; the dashboard never depends on a tenant model.
     """
+    default = default_tenant()
+    labels = {default: "Default tenant"} if default in tenants else {}
     try:
         field = get_user_model()._meta.get_field("tenant")
     except FieldDoesNotExist:
-        return {}
+        return labels
     model = getattr(field, "related_model", None)
     if model is None or not tenants:
-        return {}
-    return {obj.pk: str(obj) for obj in model._default_manager.filter(pk__in=tenants)}
+        return labels
+    labels.update((obj.pk, str(obj)) for obj in model._default_manager.filter(pk__in=tenants))
+    return labels

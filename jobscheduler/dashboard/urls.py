@@ -20,4 +20,5 @@ urlpatterns = [
         name="schedule-action",
     ),
     path("workers/", views.WorkersView.as_view(), name="workers"),
+    path("health/", views.HealthView.as_view(), name="health"),
 ]

@@ -8,11 +8,12 @@ viewers are sent to the login page; a signed-in viewer without the permission ge
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +29,7 @@ from ..models import Job, JobStatus, Schedule, Worker
 from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
 from ..runners.factory import JobRunnerFactory
+from ..runners.health import health_report
 from ..states import RunnerType
 from . import actions, metrics, queries
 from .charts import bar_chart
@@ -49,16 +51,26 @@ from .tables import JobTable
 PER_PAGE_CHOICES = (25, 50, 100)
 
 
-class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin):
-    """Login, the permission, and the tenant every query of the request is scoped to."""
+class TenantScopedMixin:
+    """Resolves the tenant every query of the request is scoped to.
 
-    permission_required = VIEW_PERMISSION
-    section = ""
+    It comes after the login and permission mixins in DashboardMixin's bases, so their checks run first: the
+    site's TENANT_RESOLVER is only ever called for a signed-in viewer with the view permission (a resolver may
+    assume `request.user` is a real user, and an anonymous request costs no tenant lookup).
+    """
+
     tenant: uuid.UUID | None
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.tenant = dashboard_tenant(request)
         return super().dispatch(request, *args, **kwargs)
+
+
+class DashboardMixin(LoginRequiredMixin, PermissionRequiredMixin, TenantScopedMixin):
+    """Login, the permission, then the tenant (in this order: see TenantScopedMixin)."""
+
+    permission_required = VIEW_PERMISSION
+    section = ""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -143,6 +155,7 @@ class JobDetailView(DashboardMixin, TemplateView):
         steps = list(queries.steps(job))
         for step in steps:
             step.result_json = "" if step.result is None else pretty_json(step.result)
+            step.worker, step.duration = _step_worker_and_duration(step.metadata)
             if step.step_name == "execution_failed" and isinstance(step.result, dict):
                 step.error_line = error_line(step.result.get("error"), step.result.get("errorType"))
         own_metadata = {k: v for k, v in meta.items() if k != "data"}
@@ -246,6 +259,17 @@ class WorkersView(DashboardMixin, TemplateView):
         return context
 
 
+class HealthView(LoginRequiredMixin, PermissionRequiredMixin, View):
+    """`health_report()` as JSON: 200 when healthy, 503 when not. Site-wide, not tenant-scoped (like the
+    workers page): it names job names and task queues, never a tenant's jobs."""
+
+    permission_required = VIEW_PERMISSION
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        report = health_report()
+        return JsonResponse(report.as_dict(), status=200 if report.healthy else 503)
+
+
 class ActionView(DashboardMixin, View):
     """A POST-only action (CSRF-checked by the middleware) that redirects back where it was asked from."""
 
@@ -273,10 +297,16 @@ class CancelJobView(ActionView):
         job = self.get_job(job_id)
         if job.is_finished:
             messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
-        elif actions.cancel(job, cancelled_by=request.user.get_username()):
-            messages.success(request, f"Cancelled job {job.job_id}.")
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
+        try:
+            cancelled = actions.cancel(job, cancelled_by=request.user.get_username())
+        except RunnerUnavailable as exc:
+            messages.error(request, f"Job {job.job_id} could not be cancelled: {exc}")
         else:
-            messages.error(request, f"Job {job.job_id} could not be cancelled.")
+            if cancelled:
+                messages.success(request, f"Cancelled job {job.job_id}.")
+            else:
+                messages.error(request, f"Job {job.job_id} could not be cancelled.")
         return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
 
 
@@ -319,6 +349,8 @@ class BulkActionView(ActionView):
         if action == "cancel":
             outcome = actions.cancel_many(jobs, cancelled_by=request.user.get_username())
             messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
+            if outcome.unreachable:
+                messages.error(request, outcome.unreachable_message())
         else:
             outcome = actions.retry_many(jobs)
             messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
@@ -332,6 +364,16 @@ class ScheduleActionView(ActionView):
         if self.tenant is None:
             raise Http404("No such schedule")
         schedule = get_object_or_404(Schedule, tenant=self.tenant, id=schedule_id)
+        if action not in ("pause", "resume", "run"):
+            raise Http404("No such action")
+        try:
+            self.act(schedule, action)
+        except RunnerUnavailable as exc:
+            messages.error(request, f"Schedule {schedule.key}: nothing was done: {exc}")
+        return self.redirect_back(reverse("jobscheduler:schedules"))
+
+    def act(self, schedule: Schedule, action: str) -> None:
+        request = self.request
         if action in ("pause", "resume"):
             actions.set_paused(schedule, action == "pause")
             messages.success(
@@ -343,9 +385,6 @@ class ScheduleActionView(ActionView):
                 messages.error(request, f"Schedule {schedule.key} could not be run.")
             else:
                 messages.success(request, f"Schedule {schedule.key} started job {new_id}.")
-        else:
-            raise Http404("No such action")
-        return self.redirect_back(reverse("jobscheduler:schedules"))
 
 
 def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:
@@ -353,6 +392,16 @@ def _schedule_of(tenant: uuid.UUID | None, schedule_id: Any) -> Schedule | None:
     if sid is None or tenant is None:
         return None
     return Schedule.objects.filter(tenant=tenant, id=sid).first()
+
+
+def _step_worker_and_duration(metadata: Any) -> tuple[str, str]:
+    """The worker and the time since its attempt started, from a step's metadata ("" when not recorded: steps
+    written before the column existed, or a step outside an attempt)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    worker = meta.get("workerId")
+    ms = meta.get("durationMs")
+    duration = format_duration(timedelta(milliseconds=ms)) if isinstance(ms, int | float) and ms >= 0 else ""
+    return (str(worker) if worker else ""), duration
 
 
 def _running_ids(value: Any) -> list[uuid.UUID]:

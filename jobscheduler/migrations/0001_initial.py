@@ -8,7 +8,8 @@ from django.db import migrations, models
 
 import jobscheduler.models
 
-# The seed's `jobs` / `job_details` DDL, column for column, with its composite primary keys and composite
+# The seed's `jobs` / `job_details` DDL (with timestamptz for TIMESTAMP and varchar(255) for VARCHAR, see
+# docs/data-model.md; job_details.metadata comes in 0006), with its composite primary keys and composite
 # foreign key. Django's state sees `job_id` / `detail_id` as primary keys (its admin refuses composite keys).
 # Additions, each documented in docs/data-model.md: the `cancelled` enum value and the lookup indexes.
 SEED_SCHEMA_SQL = """

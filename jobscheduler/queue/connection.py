@@ -6,10 +6,19 @@ connection of its own, LISTEN needs a dedicated one, and handler threads keep Dj
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 import psycopg
 from django.db import connections
 
 from ..conf import setting
+
+logger = logging.getLogger("jobscheduler.worker")
+
+T = TypeVar("T")
 
 
 def connect_params(alias: str = "default") -> dict:
@@ -38,6 +47,60 @@ def open_connection(alias: str = "default", *, autocommit: bool = True) -> psyco
     for statement in KEYED_ACCESS_ONLY.split("; "):
         conn.execute(statement)
     return conn
+
+
+class WorkerConnection:
+    """The worker's main connection (register, claim, unregister), re-made when it is lost: a database restart
+    costs the loop a turn, not the worker.
+
+    `give_up` says when to stop trying to reconnect (a stopping worker past its shutdown deadline)."""
+
+    def __init__(self, *, give_up: Callable[[], bool]) -> None:
+        self._give_up = give_up
+        self._conn: psycopg.Connection | None = None
+
+    def open(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._conn = open_connection()
+                return
+            except psycopg.OperationalError as exc:
+                if self._give_up():
+                    raise
+                logger.warning(
+                    "Database unreachable (%s); retrying in %.1fs",
+                    exc,
+                    delay,
+                    extra={"action": "db_reconnect"},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def execute(self, statement: str, params: dict) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute(statement, params)
+
+    def fetch(self, statement: str, params: dict) -> list[tuple]:
+        with self._conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
+
+    def safely(self, step: Callable[[], T], default: T) -> T:
+        """Run a database step; on a lost connection, reconnect and return `default` (the loop tries again)."""
+        try:
+            return step()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            logger.warning("Database connection lost (%s); reconnecting", exc, extra={"action": "db_lost"})
+            try:
+                self._conn.close()
+            except Exception:
+                logger.debug("closing a broken connection failed", exc_info=True)
+            self.open()
+            return default
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class _PreparedCursor(psycopg.Cursor):

@@ -1,6 +1,7 @@
 """Running one claimed attempt: look the handler up, call it, and say how the attempt ended.
 
-Nothing here touches the queue: the outcome goes back to the worker, which records it (fenced) in a batch.
+Nothing here touches the queue: the outcome goes back to the executor, and the completer records it (fenced) in a
+batch.
 Nothing is unpickled: a job's name only selects a registered handler (or, through the registry's resolver, a
 `django.tasks` Task of our backend at that module path; nothing else found by name is ever called), and its
 data is JSON.
@@ -12,15 +13,20 @@ import asyncio
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg
 
 from .. import outcomes, tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
 from ..outcomes import timeout_message
 from ..registry import JobHandlerRegistry, RetryPolicy
+from ..states import Outcome
 from ..validation import payload_size
+from .writes import HandlerWrite, ProgressWrite, StepWrite
 
 
 @dataclass(eq=False)
@@ -44,9 +50,9 @@ class Attempt:
 
 
 class QueueJobContext(JobContext):
-    """`current_job()` under the pgboss worker: writes are handed to the worker, which owns the connection."""
+    """`current_job()` under the pgboss worker: writes are handed to the completer, which owns the connection."""
 
-    def __init__(self, attempt: Attempt, submit) -> None:
+    def __init__(self, attempt: Attempt, submit: Callable[[HandlerWrite], None]) -> None:
         super().__init__(
             job_id=attempt.job_id,
             tenant=attempt.tenant,
@@ -57,27 +63,35 @@ class QueueJobContext(JobContext):
         self._submit = submit
 
     def _save_progress(self, pct: float, message: str | None) -> None:
-        self._submit(("progress", self.tenant, self.job_id, pct, message, self.attempt))
+        self._submit(
+            ProgressWrite(
+                tenant=self.tenant, job_id=self.job_id, attempt=self.attempt, pct=pct, message=message
+            )
+        )
 
     def _save_step(self, name: str, status: str, result_json: str | None) -> None:
-        self._submit(("step", self.tenant, self.job_id, name, status, result_json, self.attempt))
+        self._submit(
+            StepWrite(
+                tenant=self.tenant,
+                job_id=self.job_id,
+                attempt=self.attempt,
+                name=name,
+                status=status,
+                result_json=result_json,
+            )
+        )
 
 
-def apply_write(conn, write: tuple) -> None:
+def apply_write(conn: psycopg.Connection, write: HandlerWrite) -> None:
     """Record a write a handler handed over through its QueueJobContext (progress or a step of its own)."""
-    kind, tenant, job_id, *rest = write
     with conn.cursor() as cur:
-        if kind == "progress":
-            pct, message, _attempt = rest
-            tracking.record_progress(tenant, job_id, pct, message, cursor=cur)
-        else:
-            name, status, result_json, attempt = rest
-            tracking.record_step(tenant, job_id, name, status, result_json, attempt=attempt, cursor=cur)
+        write.apply(cur)
 
 
 def finish_statement_params(ended: list[tuple[Attempt, tracking.AttemptOutcome]]) -> dict[str, list]:
-    """The parameters of `sql.FINISH` for these attempts: their outcomes, fenced by the leases they hold."""
-    params = tracking.finish_params(o for _, o in ended)
+    """The parameters of `sql.FINISH` for these attempts: their outcomes, fenced by the leases they hold, and the
+    backoffs the statement turns into next run times by the database clock."""
+    params = tracking.outcome_columns([o for _, o in ended])
     params["tokens"] = [a.token for a, _ in ended]
     params["delays"] = [o.retry_delay_ms for _, o in ended]
     return params
@@ -87,7 +101,7 @@ def failure_outcome(
     attempt: Attempt, error: BaseException, policy: RetryPolicy | None, *, with_traceback: bool = True
 ) -> tracking.AttemptOutcome:
     """A failed attempt: retried after its backoff while the policy allows, failed otherwise (`policy` None: a
-    failure before the handler ran, never retried and without a traceback)."""
+    failure before the handler ran, never retried and without a traceback). How it reads is `outcomes`'."""
     retryable = policy is not None and policy.is_retryable(error) and attempt.attempt < attempt.max_attempts
     return outcomes.failed(
         attempt.tenant,
@@ -97,6 +111,20 @@ def failure_outcome(
         will_retry=retryable,
         with_traceback=with_traceback and policy is not None,
         retry_delay_ms=policy.delay_ms(attempt.attempt) if retryable else None,
+    )
+
+
+def simple_outcome(
+    attempt: Attempt, outcome: Outcome, *, result_json: str | None = None, reason: str | None = None
+) -> tracking.AttemptOutcome:
+    """An outcome whose fields are given as they are recorded (a release, or a test's outcome)."""
+    return tracking.AttemptOutcome(
+        tenant=attempt.tenant,
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        outcome=outcome,
+        result_json=result_json,
+        error=reason,
     )
 
 
@@ -129,7 +157,9 @@ def decode_data(text: str | None, max_bytes: int) -> dict:
     return data
 
 
-def run_attempt(attempt: Attempt, loop_for_thread, max_payload_bytes: int) -> tracking.AttemptOutcome:
+def run_attempt(
+    attempt: Attempt, loop_for_thread: Callable[[], asyncio.AbstractEventLoop], max_payload_bytes: int
+) -> tracking.AttemptOutcome:
     """Call the handler for one attempt and turn what happened into an outcome."""
     try:
         spec = JobHandlerRegistry.get(attempt.name)

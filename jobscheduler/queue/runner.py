@@ -6,6 +6,7 @@ transaction commits, and its NOTIFY (the workers' wake-up) is only delivered at 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -15,16 +16,20 @@ from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from .. import tracking, validation
+from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..outcomes import DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
-from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_status
+from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_status
 from ..states import RunnerType
 from . import sql
 from .connection import django_prepared_cursor
 from .cron import next_tick
 from .enqueue import enqueue
+
+#: Ready jobs read at most when looking for unserved job names (see sql.UNSERVED).
+QUEUE_SCAN_LIMIT = 10_000
 
 
 class PgBossJobRunner(JobRunner):
@@ -129,26 +134,57 @@ class PgBossJobRunner(JobRunner):
             schedule_id=schedule_id,
             timeout_ms=spec.timeout_ms,
         )
-        job_id = new_id()
-        args = (
-            job_name,
-            [tenant],
-            [job_id],
-            [meta],
-            user,
-            priority,
-            run_at,
-            spec.retry.max_attempts,
-            singleton_key,
+        job_id = self._insert_one(
+            job_name, tenant, new_id(), meta, user, priority, run_at, spec.retry.max_attempts, singleton_key
         )
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def take_over(self, handover: HandOver) -> ScheduleJobResult:
+        """Run on pgboss a job another backend could not be reached to start (Temporal, with
+        JOB_RUNNER_FALLBACK_TO_PGBOSS): its pending row is replaced by a pgboss one with the same id, payload and metadata, plus
+        `fallbackReason`. A job cancelled while pending stays cancelled and is not enqueued."""
+        job = handover.job
+        meta = json.loads(job.metadata_json)
+        meta["fallbackReason"] = handover.reason
+        max_attempts = meta.get("maxAttempts") or JobHandlerRegistry.get(job.type).retry.max_attempts
+        with transaction.atomic():
+            if not tracking.record_withdrawn(job.tenant, job.job_id, runner_type=handover.from_runner):
+                return ScheduleJobResult(job_id=str(job.job_id), external_id=None)
+            job_id = self._insert_one(
+                job.type,
+                job.tenant,
+                job.job_id,
+                json.dumps(meta, separators=(",", ":")),
+                job.user_id,
+                int(meta.get("priority") or 0),
+                handover.run_at,
+                max_attempts,
+                handover.singleton_key,
+            )
+        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+
+    def _insert_one(
+        self,
+        job_name: str,
+        tenant: uuid.UUID,
+        job_id: uuid.UUID,
+        meta: str,
+        user: uuid.UUID,
+        priority: int,
+        run_at: datetime | None,
+        max_attempts: int,
+        singleton_key: str | None,
+    ) -> uuid.UUID:
+        """Enqueue one job; with a singleton key held by a live job, that job's id instead."""
+        args = (job_name, [tenant], [job_id], [meta], user, priority, run_at, max_attempts, singleton_key)
         # One statement, atomic on its own: no savepoint round trips on the hot path.
         if not self._insert(*args) and singleton_key is not None:
             existing = self._find_singleton(tenant, singleton_key)
             if existing is None:  # the live one finished in between: this one takes its place
                 self._insert(*args)
             else:
-                job_id = existing
-        return ScheduleJobResult(job_id=str(job_id), external_id=str(job_id))
+                return existing
+        return job_id
 
     @staticmethod
     def _insert(
@@ -293,10 +329,32 @@ class PgBossJobRunner(JobRunner):
             )
             return True
 
-    def is_healthy(self) -> bool:
+    def is_reachable(self) -> bool:
         try:
             with connection.cursor() as cur:
                 cur.execute("SELECT 1")
                 return cur.fetchone() == (1,)
         except Exception:
             return False
+
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Job names with ready jobs and no live worker (heartbeat younger than WORKER_EXPIRY_SECONDS) serving
+        them; see sql.UNSERVED."""
+        with connection.cursor() as cur:
+            cur.execute(
+                sql.UNSERVED,
+                {"expiry_seconds": float(setting("WORKER_EXPIRY_SECONDS")), "scan_limit": QUEUE_SCAN_LIMIT},
+            )
+            rows = cur.fetchall()
+        return [
+            UnservedQueue(
+                runner_type=self.runner_type,
+                queue=name,
+                waiting=waiting,
+                fix=(
+                    "start `python manage.py runjobworker` on this database with this handler registered "
+                    f"(without --jobs, or with --jobs {name})"
+                ),
+            )
+            for name, waiting in rows
+        ]

@@ -111,6 +111,26 @@ UPDATE jobscheduler_workers SET heartbeat_at = now(), running_jobs = %(running)s
 
 UNREGISTER_WORKER = "DELETE FROM jobscheduler_workers WHERE id = %(id)s"
 
+#: Job names with ready jobs (queued, due, not leased) that no live pgboss worker serves: a worker lists the
+#: names it serves in `job_names` and is live while its heartbeat is younger than %(expiry_seconds)s. Only the
+#: first %(scan_limit)s ready jobs in claim order are read: jobs nobody claims collect at the head of that
+#: order, so they are found there however long the queue is, and the read stays bounded.
+UNSERVED = render_sql(
+    """
+WITH served AS (
+    SELECT DISTINCT jsonb_array_elements_text(job_names) AS name FROM jobscheduler_workers
+    WHERE backend = $RUNNER_PGBOSS AND heartbeat_at > now() - make_interval(secs => %(expiry_seconds)s)
+),
+ready AS (
+    SELECT name FROM jobscheduler_queue
+    WHERE lease_token IS NULL AND run_at <= now()
+    ORDER BY priority DESC, run_at
+    LIMIT %(scan_limit)s
+)
+SELECT name, count(*) FROM ready WHERE name NOT IN (SELECT name FROM served) GROUP BY name ORDER BY name
+"""
+)
+
 # -- an attempt ends ----------------------------------------------------------------------------------------------
 
 #: Buffered outcomes of many attempts in one statement. Final outcomes delete the queue row; retry puts it back

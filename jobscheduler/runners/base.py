@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone as dj_timezone
 
 from ..ids import parse_uuid
 from ..states import RunnerType
+from ..tracking import NewJob
 from ..validation import system_metadata
 
 
@@ -44,6 +46,49 @@ class JobStatusInfo:
         return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOver:
+    """A job one backend recorded (`pending`, payload and metadata included) but could not start because it is
+    unreachable, for another backend to run under the same id (the Temporal -> pgboss fallback)."""
+
+    job: NewJob
+    from_runner: RunnerType
+    singleton_key: str | None
+    run_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnservedQueue:
+    """Work that waits where no live worker takes it: its jobs stay `queued` until someone starts one."""
+
+    runner_type: RunnerType
+    #: pgboss: a job name (pgboss workers serve job names); Temporal: a task queue.
+    queue: str
+    #: Jobs waiting there (pgboss: ready jobs, counted among the first QUEUE_SCAN_LIMIT; Temporal: the server's
+    #: approximate backlog of workflow and activity tasks).
+    waiting: int
+    #: What to run to serve it.
+    fix: str
+
+    @property
+    def message(self) -> str:
+        what = "task queue" if self.runner_type == RunnerType.TEMPORAL else "job"
+        return (
+            f"No live {self.runner_type} worker serves {what} {self.queue!r} "
+            f"({self.waiting} waiting): {self.fix}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runner_type": str(self.runner_type),
+            "queue": self.queue,
+            "waiting": self.waiting,
+            "fix": self.fix,
+            "message": self.message,
+        }
+
+
 class JobRunner(abc.ABC):
     """Schedules, inspects and cancels jobs on one backend.
 
@@ -59,6 +104,31 @@ class JobRunner(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most runners hold nothing to release
         """Release what the runner holds (connections, threads); the runner is not used afterwards."""
+
+    #: Set (by the fallback) on a backend that records a job before it can start it (Temporal): called with a
+    #: job the backend could not be reached to start, instead of recording it failed; gives the caller's result.
+    on_unreachable: Callable[[HandOver], ScheduleJobResult | None] | None = None
+
+    @property
+    def unreachable_reason(self) -> str | None:
+        """Why the backend was last found unreachable; None while it answers (pgboss: the site's own database,
+        never tracked)."""
+        return None
+
+    def take_over(self, handover: HandOver) -> ScheduleJobResult | None:
+        """Run a job another backend recorded but could not start, under the same id; None when this backend
+        does not take jobs over (only pgboss does: it is the fallback)."""
+        return None
+
+    def backend(self, runner_type: str) -> JobRunner | None:
+        """The runner this one uses for jobs and schedules recorded with `runner_type`; None when it has none
+        (the fallback runner holds one of each)."""
+        return self if runner_type == self.runner_type else None
+
+    def ensure_reachable(self) -> JobRunner:
+        """This runner, or RunnerUnavailable when its backend does not answer (pgboss is the site's own
+        database: always this runner)."""
+        return self
 
     @abc.abstractmethod
     def schedule_job(
@@ -112,8 +182,18 @@ class JobRunner(abc.ABC):
         there is nothing to cancel. `reason` (default "Cancelled by request") and `cancelled_by` (who asked) are
         recorded as the job's `cancelReason` and `cancelledBy`."""
 
+    def is_healthy(self) -> bool:
+        """The backend answers and no waiting work lacks a live worker (see `unserved_queues`)."""
+        return self.is_reachable() and not self.unserved_queues()
+
     @abc.abstractmethod
-    def is_healthy(self) -> bool: ...
+    def is_reachable(self) -> bool:
+        """Whether the backend answers (pgboss: the database; Temporal: its frontend)."""
+
+    @abc.abstractmethod
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """Where jobs wait that no live worker serves: a job there stays `queued` forever until one starts.
+        Empty when the backend cannot be asked (see `is_reachable`)."""
 
     @abc.abstractmethod
     def set_schedule_paused(self, schedule_id: Any, tenant_id: Any, paused: bool) -> bool:

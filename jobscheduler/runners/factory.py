@@ -1,23 +1,28 @@
 """Which runner this process uses: `JOB_RUNNER_TYPE`, with the Temporal -> pgboss fallback.
 
 The factory holds one runner per process (thread-safe). With `JOB_RUNNER_TYPE=temporal` and
-`JOB_RUNNER_FALLBACK_TO_PGBOSS=true`, an unreachable Temporal at start-up yields the pgboss runner, logged as a
-warning naming the address and flagged (`fallback_active`, `fallback_reason`) for the dashboard and health checks.
+`JOB_RUNNER_FALLBACK_TO_PGBOSS=true` that runner is a `FallbackJobRunner`: jobs go to Temporal, and each job
+Temporal cannot be reached to start runs on pgboss instead (see runners/fallback.py), while `fallback_active` and
+`fallback_reason` say so to the dashboard and health checks. With the flag off, an unreachable Temporal raises
+RunnerUnavailable. Temporal without its package installed is a misconfiguration, not an outage:
+ExtraNotInstalled, never a fallback.
+
+`for_runner_type` gives the runner of the backend that recorded a job or schedule, never a stand-in: a Temporal
+job's cancel goes to Temporal or fails with RunnerUnavailable.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from django.utils.module_loading import import_string
 
 from ..conf import env_setting
 from ..exceptions import RunnerUnavailable
+from ..extras import Extra, require
 from ..states import RunnerType
 from .base import JobRunner
-
-logger = logging.getLogger("jobscheduler.runners")
+from .fallback import FallbackJobRunner
 
 RUNNER_CLASSES = {
     RunnerType.PGBOSS: "jobscheduler.queue.runner.PgBossJobRunner",
@@ -42,15 +47,17 @@ class JobRunnerFactory:
 
     @classmethod
     def for_runner_type(cls, runner_type: str) -> JobRunner:
-        """The runner that manages jobs recorded with `runner_type` (cancel and schedules go to their backend)."""
-        runner = cls.get_instance()
-        if runner.runner_type == runner_type:
-            return runner
-        with cls._lock:
-            other = cls._others.get(runner_type)
-            if other is None:
-                other = cls._others[runner_type] = cls.create(runner_type)
-            return other
+        """The runner of the backend that records jobs with `runner_type` (cancel, pause and run-now go to their
+        own backend): RunnerUnavailable when that backend is Temporal and it does not answer."""
+        kind = _kind(runner_type)
+        runner = cls.get_instance().backend(kind)
+        if runner is None:
+            with cls._lock:
+                runner = cls._others.get(kind)
+                if runner is None:
+                    # Only a connected runner is kept: the next call tries again (fast within the cool-down).
+                    runner = cls._others[kind] = cls._connect(kind)
+        return runner.ensure_reachable()
 
     @classmethod
     def reset(cls) -> None:
@@ -64,26 +71,27 @@ class JobRunnerFactory:
                 runner.close()
 
     @classmethod
-    def create(cls, runner_type: str | None = None) -> JobRunner:
-        kind = (runner_type or env_setting("JOB_RUNNER_TYPE")).strip().lower()
-        if kind not in RUNNER_CLASSES:
-            raise RunnerUnavailable(
-                f"Unknown JOB_RUNNER_TYPE {kind!r}: expected one of {', '.join(sorted(RUNNER_CLASSES))}"
-            )
+    def create(cls) -> JobRunner:
+        """The site's runner for JOB_RUNNER_TYPE and JOB_RUNNER_FALLBACK_TO_PGBOSS."""
+        kind = _kind(env_setting("JOB_RUNNER_TYPE"))
+        if kind == RunnerType.TEMPORAL and env_setting("JOB_RUNNER_FALLBACK_TO_PGBOSS"):
+            require(Extra.TEMPORAL)
+            temporal = import_string(RUNNER_CLASSES[RunnerType.TEMPORAL])()
+            return FallbackJobRunner.start(temporal, import_string(RUNNER_CLASSES[RunnerType.PGBOSS])())
+        return cls._connect(kind)
+
+    @staticmethod
+    def _connect(kind: RunnerType) -> JobRunner:
         if kind == RunnerType.PGBOSS:
             return import_string(RUNNER_CLASSES[RunnerType.PGBOSS])()
-        try:
-            return import_string(RUNNER_CLASSES[RunnerType.TEMPORAL]).connect()
-        except RunnerUnavailable as exc:
-            if not env_setting("JOB_RUNNER_FALLBACK_TO_PGBOSS"):
-                raise
-            logger.warning(
-                "Temporal is unreachable at %s (%s); JOB_RUNNER_FALLBACK_TO_PGBOSS is on, so jobs run on pgboss",
-                env_setting("TEMPORAL_ADDRESS"),
-                exc,
-                extra={"action": "runner_fallback", "address": env_setting("TEMPORAL_ADDRESS")},
-            )
-            runner = import_string(RUNNER_CLASSES[RunnerType.PGBOSS])()
-            runner.fallback_active = True
-            runner.fallback_reason = f"Temporal unreachable at {env_setting('TEMPORAL_ADDRESS')}: {exc}"
-            return runner
+        require(Extra.TEMPORAL)
+        return import_string(RUNNER_CLASSES[RunnerType.TEMPORAL]).connect()
+
+
+def _kind(runner_type: str) -> RunnerType:
+    kind = str(runner_type).strip().lower()
+    if kind not in RUNNER_CLASSES:
+        raise RunnerUnavailable(
+            f"Unknown JOB_RUNNER_TYPE {kind!r}: expected one of {', '.join(sorted(RUNNER_CLASSES))}"
+        )
+    return RunnerType(kind)

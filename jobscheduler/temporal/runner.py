@@ -7,7 +7,13 @@ same calls natively. Database work always runs in the caller's thread (sync) or 
 A job's row is written (status `pending`) and committed before its workflow starts, so an activity never looks
 for a row that is not there yet. Called inside `transaction.atomic()`, the start waits for the commit
 (`on_commit`), so a rolled-back transaction starts nothing. If Temporal refuses the start, the row is marked
-`failed` (error type RunnerUnavailable) and RunnerUnavailable is raised: a job never stays pending forever.
+`failed` (error type RunnerUnavailable) and RunnerUnavailable is raised: a job never stays pending forever;
+or, when the factory set `on_unreachable` (JOB_RUNNER_FALLBACK_TO_PGBOSS), the job is handed to that hook
+(pgboss) instead.
+
+After Temporal was found unreachable the runner does not ask it again for TEMPORAL_REPROBE_SECONDS (a start then
+fails, or is handed over, at once); the first call after that asks one bounded health check, and Temporal is used
+again as soon as it answers.
 """
 
 from __future__ import annotations
@@ -17,14 +23,17 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
@@ -50,7 +59,15 @@ from ..models import Job, JobStatus, Schedule
 from ..outcomes import DEFAULT_CANCEL_REASON
 from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
-from ..runners.base import JobRunner, JobStatusInfo, ScheduleJobResult, load_job, status_from_record
+from ..runners.base import (
+    HandOver,
+    JobRunner,
+    JobStatusInfo,
+    ScheduleJobResult,
+    UnservedQueue,
+    load_job,
+    status_from_record,
+)
 from ..states import RunnerType
 from . import records
 from .client import connect_client
@@ -62,6 +79,9 @@ logger = logging.getLogger("jobscheduler.runners")
 T = TypeVar("T")
 
 RUNNER_TYPE = RunnerType.TEMPORAL
+#: A worker that polled a task queue this recently is live: Temporal's long poll lasts about a minute, so a live
+#: idle worker polls at least that often, while the server keeps listing a stopped one for minutes.
+POLLER_LIVE_SECONDS = 90.0
 STARTED_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.ACTIVE)
 SINGLETON_CLOSE_WAIT_SECONDS = 5.0  # a singleton whose record is final gets this long to close its workflow
 
@@ -91,8 +111,6 @@ class TemporalJobRunner(JobRunner):
 
     #: Upper bound of one Temporal call made for a sync method.
     rpc_timeout_seconds = 30.0
-    #: After a failed connect to an address, `connect()` fails fast for this long instead of retrying.
-    reconnect_cooldown_seconds = 10.0
     #: Ticks a schedule missed (server or workers down) are still run when at most this late.
     schedule_catchup_window = timedelta(minutes=1)
 
@@ -116,18 +134,26 @@ class TemporalJobRunner(JobRunner):
         )
         self._loop = EventLoopThread("jobscheduler-temporal")
         self._client: Awaitable[Client] | None = None
+        #: (monotonic time, reason) of the last failure to reach Temporal; None while it answers.
+        self._down: tuple[float, str] | None = None
+        #: Set by the fallback (JOB_RUNNER_FALLBACK_TO_PGBOSS): runs a job Temporal could not be reached to
+        #: start (instead of recording it failed) and gives the caller's result.
+        self.on_unreachable: Callable[[HandOver], ScheduleJobResult | None] | None = None
 
     # -- connection ---------------------------------------------------------------------------------------------
 
     @classmethod
     def connect(cls, **options: Any) -> TemporalJobRunner:
-        """A runner whose client is connected; RunnerUnavailable within TEMPORAL_CONNECT_TIMEOUT_SECONDS."""
+        """A runner whose client is connected; RunnerUnavailable within TEMPORAL_CONNECT_TIMEOUT_SECONDS, and at
+        once for TEMPORAL_REPROBE_SECONDS after a failed connect to the same address."""
         runner = cls(**options)
         failed_at = cls._failed_connects.get(runner.address)
-        if failed_at is not None and time.monotonic() - failed_at < cls.reconnect_cooldown_seconds:
+        cooldown = _reprobe_seconds()
+        if failed_at is not None and time.monotonic() - failed_at < cooldown:
+            runner.close()
             raise RunnerUnavailable(
                 f"Temporal at {runner.address} was unreachable {time.monotonic() - failed_at:.1f}s ago; "
-                f"not retrying for {cls.reconnect_cooldown_seconds:g}s"
+                f"not retrying for {cooldown:g}s"
             )
         try:
             runner._rpc(runner._client_ready())
@@ -166,21 +192,135 @@ class TemporalJobRunner(JobRunner):
     async def _arpc(self, coro: Awaitable[T]) -> T:
         return await self._loop.arun(coro)
 
-    def is_healthy(self) -> bool:
-        try:
-            return self._rpc(self._check_health())
-        except Exception:
+    # -- reachability -------------------------------------------------------------------------------------------
+
+    @property
+    def unreachable_reason(self) -> str | None:
+        """Why Temporal was last found unreachable; None while it answers."""
+        down = self._down
+        return None if down is None else down[1]
+
+    def _went_down(self, cause: BaseException | str) -> str:
+        """Remember that Temporal is unreachable, and why (logged once per outage); the reason, naming the
+        address."""
+        if isinstance(cause, RunnerUnavailable) and self.address in str(cause):
+            reason = str(cause)
+        else:
+            reason = f"Temporal at {self.address} is unreachable: {cause}"
+        was_up = self._down is None
+        self._down = (time.monotonic(), reason)
+        if was_up:
+            logger.warning(
+                "%s%s",
+                reason,
+                "; JOB_RUNNER_FALLBACK_TO_PGBOSS is on, so new jobs run on pgboss"
+                if self.on_unreachable
+                else "",
+                extra={"action": "temporal_unreachable", "address": self.address},
+            )
+        return reason
+
+    def _came_back(self) -> None:
+        if self._down is not None:
+            self._down = None
+            logger.warning(
+                "Temporal at %s answers again; new jobs run on Temporal",
+                self.address,
+                extra={"action": "temporal_reachable", "address": self.address},
+            )
+
+    async def _probe(self) -> bool:
+        """Whether Temporal answers one bounded health check; within TEMPORAL_REPROBE_SECONDS of a failure,
+        False without asking."""
+        down = self._down
+        if down is not None and time.monotonic() - down[0] < _reprobe_seconds():
             return False
+        timeout = float(setting("TEMPORAL_CONNECT_TIMEOUT_SECONDS"))
+        try:
+            client = await self._client_ready()
+            serving = await client.service_client.check_health(timeout=timedelta(seconds=timeout))
+        except (RPCError, RunnerUnavailable) as exc:
+            self._went_down(exc)
+            return False
+        if not serving:
+            self._went_down("the health check answered NOT_SERVING")
+            return False
+        self._came_back()
+        return True
+
+    def probe(self) -> bool:
+        try:
+            return self._rpc(self._probe())
+        except RunnerUnavailable as exc:
+            self._went_down(exc)
+            return False
+
+    def ensure_reachable(self) -> TemporalJobRunner:
+        """This runner, or RunnerUnavailable (with the reason) when Temporal does not answer."""
+        if not self.probe():
+            raise RunnerUnavailable(self.unreachable_reason or f"Temporal at {self.address} is unreachable")
+        return self
+
+    def is_reachable(self) -> bool:
+        return self.probe()
 
     async def ais_healthy(self) -> bool:
         try:
-            return await self._arpc(self._check_health())
+            return await self._arpc(self._probe()) and not await self._arpc(self._unserved())
         except Exception:
             return False
 
-    async def _check_health(self) -> bool:
-        client = await self._client_ready()
-        return await client.service_client.check_health(timeout=timedelta(seconds=5))
+    def unserved_queues(self) -> list[UnservedQueue]:
+        """This runner's task queue when no live worker polls it for workflow or for activity tasks (every job
+        started there would wait forever); empty while Temporal is unreachable."""
+        try:
+            return self._rpc(self._unserved())
+        except RunnerUnavailable:
+            return []
+
+    async def _unserved(self) -> list[UnservedQueue]:
+        if self._down is not None:
+            return []
+        try:
+            client = await self._client_ready()
+            described = [
+                await client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=self.namespace,
+                        task_queue=TaskQueue(name=self.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                        task_queue_type=kind,
+                        report_stats=True,
+                    ),
+                    timeout=timedelta(seconds=self.rpc_timeout_seconds),
+                )
+                for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+            ]
+        except (RPCError, RunnerUnavailable) as exc:
+            if is_unreachable(exc):
+                self._went_down(exc)
+            return []
+        now = dj_timezone.now()
+        live = [
+            any(
+                (now - p.last_access_time.ToDatetime(tzinfo=UTC)).total_seconds() < POLLER_LIVE_SECONDS
+                for p in d.pollers
+            )
+            for d in described
+        ]
+        if all(live):
+            return []
+        return [
+            UnservedQueue(
+                runner_type=RUNNER_TYPE,
+                queue=self.task_queue,
+                waiting=sum(d.stats.approximate_backlog_count for d in described),
+                fix=(
+                    f"start `python manage.py runjobworker --backend temporal` with TEMPORAL_JOB_TASK_QUEUE="
+                    f"{self.task_queue} (scheduler and workers must use the same task queue, TEMPORAL_ADDRESS "
+                    f"{self.address} and TEMPORAL_NAMESPACE {self.namespace})"
+                ),
+            )
+        ]
 
     # -- one-off jobs -------------------------------------------------------------------------------------------
 
@@ -383,6 +523,8 @@ class TemporalJobRunner(JobRunner):
 
     async def _start(self, plan: _JobPlan, *, after_close: bool = False) -> _Started:
         job = plan.new_job
+        if self._down is not None and not await self._probe():
+            return _Started(error=RunnerUnavailable(self._down[1]))
         try:
             client = await self._client_ready()
             handle = await client.start_workflow(
@@ -412,10 +554,26 @@ class TemporalJobRunner(JobRunner):
                 return await self._start(plan, after_close=True)
             return _Started(existing_job_id=holder)
         except (RPCError, RunnerUnavailable) as exc:
+            if is_unreachable(exc):
+                self._went_down(exc)
             return _Started(error=exc)
 
     def _record_start(self, plan: _JobPlan, started: _Started) -> ScheduleJobResult:
         job = plan.new_job
+        if started.error is not None and self.on_unreachable is not None and is_unreachable(started.error):
+            run_at = dj_timezone.now() + plan.start_delay if plan.start_delay else None
+            reason = self.unreachable_reason or self._went_down(started.error)
+            taken = self.on_unreachable(
+                HandOver(
+                    job=job,
+                    from_runner=RUNNER_TYPE,
+                    singleton_key=plan.singleton_key,
+                    run_at=run_at,
+                    reason=reason,
+                )
+            )
+            if taken is not None:
+                return taken
         if started.error is not None:
             error = RunnerUnavailable(f"Temporal refused to start the job at {self.address}: {started.error}")
             refused = outcomes.failed(
@@ -454,7 +612,10 @@ class TemporalJobRunner(JobRunner):
 
     async def _workflow_view(self, workflow_id: str) -> _WorkflowView:
         """What Temporal says of a live job's workflow: closed (the record may then be stale), and whether the
-        record is behind the workflow (its memo). Unknown or unreachable: nothing, the record is the answer."""
+        record is behind the workflow (its memo). Unknown, or Temporal known to be unreachable: nothing, the
+        record is then the best answer there is."""
+        if self._down is not None and not await self._probe():
+            return _WorkflowView()
         try:
             client = await self._client_ready()
             desc = await client.get_workflow_handle(workflow_id).describe(
@@ -507,8 +668,14 @@ class TemporalJobRunner(JobRunner):
                 SIGNAL_CANCEL, {"reason": reason or DEFAULT_CANCEL_REASON, "cancelledBy": cancelled_by}
             )
         except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: the workflow already closed
-                raise
+            if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow already closed
+                return
+            if is_unreachable(exc):
+                reason = self._went_down(exc)
+                raise RunnerUnavailable(
+                    f"{reason}: the cancel of workflow {workflow_id} was not delivered"
+                ) from exc
+            raise
 
     # -- recurring jobs -----------------------------------------------------------------------------------------
 
@@ -564,7 +731,21 @@ class TemporalJobRunner(JobRunner):
         )
 
     async def _upsert_schedule(self, plan: _SchedulePlan, existing: Schedule | None) -> datetime | None:
-        """Create the Temporal Schedule, or replace its spec and payload when one has this id already."""
+        """Create the Temporal Schedule, or replace its spec and payload when one has this id already.
+
+        Never falls back to pgboss: a pgboss copy would fire beside the Temporal Schedule once Temporal is back,
+        so while Temporal is unreachable this raises RunnerUnavailable."""
+        if self._down is not None and not await self._probe():
+            raise RunnerUnavailable(f"{self._down[1]}: schedule {plan.key!r} was not saved")
+        try:
+            return await self._write_schedule(plan, existing)
+        except RPCError as exc:
+            if not is_unreachable(exc):
+                raise
+            reason = self._went_down(exc)
+            raise RunnerUnavailable(f"{reason}: schedule {plan.key!r} was not saved") from exc
+
+    async def _write_schedule(self, plan: _SchedulePlan, existing: Schedule | None) -> datetime | None:
         client = await self._client_ready()
         schedule_id = existing.id if existing else plan.new_id
         job_input = self._job_input(
@@ -676,6 +857,18 @@ class _SchedulePlan:
     def new_id(self) -> uuid.UUID:
         """A fresh schedule row id, stable for this plan (derived from the Temporal id)."""
         return uuid.uuid5(uuid.NAMESPACE_URL, self.temporal_id)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """An error that says Temporal could not be reached (so nothing was started), as opposed to a refusal or a
+    timeout after which the call may still have taken effect."""
+    if isinstance(exc, RunnerUnavailable):
+        return True
+    return isinstance(exc, RPCError) and exc.status == RPCStatusCode.UNAVAILABLE
+
+
+def _reprobe_seconds() -> float:
+    return float(setting("TEMPORAL_REPROBE_SECONDS"))
 
 
 def temporal_cron(spec: str) -> str:

@@ -17,6 +17,7 @@ from django.db import connection
 
 import tests.support.handlers  # noqa: F401  (the handlers the workers run)
 from tests.acceptance.ledger import SUMMARIES
+from tests.acceptance.newsite import build_wheel
 from tests.support.processes import FAST_SETTINGS, WorkerProcess
 
 
@@ -31,6 +32,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("acceptance ledger")
         for line in SUMMARIES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def jobscheduler_wheel(tmp_path_factory):
+    """The wheel of this checkout, built once per session for every fresh-site test (tests/acceptance/newsite.py)."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture

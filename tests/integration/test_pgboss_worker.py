@@ -73,6 +73,34 @@ def test_immediate_job_runs_and_is_fully_recorded(runner, start_worker, tenant):
     assert Worker.objects.filter(pid=worker.pid).exists()
 
 
+def test_each_step_records_its_attempt_worker_and_duration_in_metadata(runner, start_worker, tenant):
+    start_worker("--worker-id", "steps-worker")
+    res = runner.schedule_job("t.timed", {}, tenant_id=tenant)
+    assert wait_for(lambda: finished(res.job_id), message="the job to finish").status == "completed"
+    rows = list(JobDetail.objects.filter(job_id=res.job_id).order_by("processed_at"))
+    assert [(d.step_name, d.metadata.get("attempt")) for d in rows] == [
+        ("execution_started", 1),
+        ("halfway", 1),
+        ("execution_failed", 1),
+        ("execution_retry_scheduled", 1),
+        ("execution_started", 2),
+        ("halfway", 2),
+        ("execution_completed", 2),
+    ]
+    assert {d.metadata["workerId"] for d in rows} == {"steps-worker"}
+    by_step = {(d.step_name, d.metadata["attempt"]): d.metadata for d in rows}
+    assert "durationMs" not in by_step[("execution_started", 1)]
+    # The handler sleeps 0.3 s before its step and 0.2 s after it; the bounds leave room for a loaded machine.
+    for attempt in (1, 2):
+        assert 300 <= by_step[("halfway", attempt)]["durationMs"] < 5000
+    assert 500 <= by_step[("execution_failed", 1)]["durationMs"] < 5000
+    assert 500 <= by_step[("execution_completed", 2)]["durationMs"] < 5000
+    # `result` is unchanged (what the step produced), for readers of the record written before the column.
+    completed = next(d for d in rows if d.step_name == "execution_completed")
+    assert completed.result == {"attempt": 2, "result": {"attempt": 2}}
+    assert next(d for d in rows if d.step_name == "halfway").result == {"at": "halfway"}
+
+
 def test_async_handler(runner, start_worker, tenant):
     start_worker()
     res = runner.schedule_job("t.async", {}, tenant_id=tenant)

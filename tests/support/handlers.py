@@ -86,6 +86,17 @@ def overrun(job_id, data):
     return "too late"
 
 
+@job_handler("t.timed", retry=RetryPolicy(max_attempts=2, initial_interval_ms=100, max_interval_ms=100))
+def timed(job_id, data):
+    """Sleeps known times around a step of its own, and fails its first attempt: steps with known durations."""
+    time.sleep(0.3)
+    current_job().step("halfway", "completed", {"at": "halfway"})
+    time.sleep(0.2)
+    if current_job().attempt == 1:
+        raise ConnectionError("first attempt fails")
+    return {"attempt": current_job().attempt}
+
+
 @job_handler("t.sleep", timeout_ms=120_000)
 def sleep(job_id, data):
     time.sleep(float(data.get("seconds", 1)))

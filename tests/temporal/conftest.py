@@ -45,29 +45,47 @@ def temporal_cli() -> Path:
     return cli
 
 
-@pytest.fixture(scope="session")
-def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """host:port of an in-memory dev server started for this session."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("temporal") / "server.log").open("w")
-    command = [
-        str(temporal_cli()), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-        "--port", str(port), "--http-port", str(free_port()), "--ui-port", str(free_port()),
-        "--metrics-port", str(free_port()),
-    ]  # fmt: skip
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    address = f"127.0.0.1:{port}"
-    try:
-        _wait_until_serving(server, address)
-        yield address
-    finally:
+class DevServer:
+    """`temporal server start-dev` on fixed free ports, which a test may stop and start again (same address).
+
+    With `db_file` the server keeps its state in that SQLite file across restarts; without, in memory.
+    """
+
+    def __init__(self, log_dir: Path, db_file: Path | None = None) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self._ports = [str(free_port()) for _ in range(3)]
+        self._db_file = db_file
+        self._log_dir = log_dir
+        self._server: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> None:
+        command = [
+            str(temporal_cli()), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+            "--port", str(self.port), "--http-port", self._ports[0], "--ui-port", self._ports[1],
+            "--metrics-port", self._ports[2],
+        ]  # fmt: skip
+        if self._db_file is not None:
+            command += ["--db-filename", str(self._db_file)]
+        self._log = (self._log_dir / "server.log").open("a")
+        self._server = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _wait_until_serving(self._server, self.address)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
         server.terminate()
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        log.close()
+        if self._log is not None:
+            self._log.close()
 
 
 def _wait_until_serving(server: subprocess.Popen, address: str) -> None:
@@ -81,6 +99,17 @@ def _wait_until_serving(server: subprocess.Popen, address: str) -> None:
         except RunnerUnavailable:
             time.sleep(0.3)
     pytest.fail(f"The Temporal dev server did not answer at {address} in {SERVER_START_TIMEOUT_SECONDS:g}s")
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of an in-memory dev server started for this session."""
+    server = DevServer(tmp_path_factory.mktemp("temporal"))
+    server.start()
+    try:
+        yield server.address
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

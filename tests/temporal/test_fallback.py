@@ -12,7 +12,7 @@ from jobscheduler.exceptions import RunnerUnavailable
 from jobscheduler.runners.factory import JobRunnerFactory
 from jobscheduler.temporal.runner import TemporalJobRunner
 
-from .conftest import free_port
+from .conftest import free_port, wait_until
 
 pytestmark = [pytest.mark.temporal, pytest.mark.django_db]
 
@@ -51,10 +51,22 @@ def test_unreachable_temporal_with_fallback_gives_a_flagged_pgboss_runner(caplog
     assert any(address in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
 
-def test_reachable_temporal_gives_the_temporal_runner(temporal_address):
-    with _settings(temporal_address, True):
+def test_with_temporal_down_a_temporal_job_is_never_handed_to_the_pgboss_runner():
+    address = f"127.0.0.1:{free_port()}"
+    with _settings(address, True):
+        assert JobRunnerFactory.get_instance().fallback_active
+        with pytest.raises(RunnerUnavailable, match=f"Temporal is unreachable at {address}"):
+            JobRunnerFactory.for_runner_type("temporal")
+        assert JobRunnerFactory.for_runner_type("pgboss").runner_type == "pgboss"
+
+
+def test_reachable_temporal_gives_the_temporal_runner(temporal_address, task_queue, temporal_worker):
+    with _settings(temporal_address, True), override_settings(TEMPORAL_JOB_TASK_QUEUE=task_queue):
         runner = JobRunnerFactory.get_instance()
-    assert isinstance(runner, TemporalJobRunner)
-    assert runner.fallback_active is False and runner.is_healthy()
+        temporal = JobRunnerFactory.for_runner_type("temporal")
+        assert isinstance(temporal, TemporalJobRunner) and temporal.address == temporal_address
+        assert runner.runner_type == "temporal"
+        wait_until(lambda: not runner.unserved_queues(), timeout=15)  # the session worker's first polls
+        assert runner.fallback_active is False and runner.is_healthy()
     JobRunnerFactory.reset()  # closes the runner's loop thread
     assert not any(t.name == "jobscheduler-temporal" and t.is_alive() for t in threading.enumerate())

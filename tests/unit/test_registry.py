@@ -16,6 +16,14 @@ def test_register_get_has_names():
     assert "t-reg" in JobHandlerRegistry.names()
 
 
+def test_a_job_name_longer_than_the_type_column_is_refused_at_registration():
+    JobHandlerRegistry.register("n" * 255, noop)
+    with pytest.raises(ValueError) as err:
+        JobHandlerRegistry.register("n" * 256, noop)
+    assert str(err.value) == "A job name is at most 255 characters, got 256"
+    assert not JobHandlerRegistry.has("n" * 256)
+
+
 def test_defaults_come_from_settings(settings):
     settings.JOBSCHEDULER = {"DEFAULT_TIMEOUT_MS": 777}
     spec = JobHandlerRegistry.register("t-defaults", noop)

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from jobscheduler.exceptions import InvalidJobData, InvalidSchedule, PayloadTooLarge, TenantRequired
 from jobscheduler.validation import (
@@ -142,3 +143,31 @@ def test_metadata_and_singleton_key_are_checked_like_the_data():
         "singleton_key contains the surrogate code point U+D83D, which is not Unicode text and PostgreSQL "
         "cannot store"
     )
+
+
+DEFAULT_TENANT = "00000000-0000-0000-0000-000000000001"
+
+
+def test_single_tenant_site_puts_work_without_a_tenant_in_the_default_tenant(settings):
+    settings.JOBSCHEDULER = {"REQUIRE_TENANT": False}
+    assert str(resolve_tenant(None, {"x": 1})) == DEFAULT_TENANT
+    assert str(resolve_tenant("", None)) == DEFAULT_TENANT
+    t = "4f1c3c52-2b0f-4b7e-9a53-0a6a0f3f8f11"
+    assert str(resolve_tenant(None, {"tenantId": t})) == t  # a named tenant still wins
+    with pytest.raises(TenantRequired) as err:
+        resolve_tenant("not-a-uuid", {})
+    assert str(err.value) == "tenant_id must be a UUID, got 'not-a-uuid'"
+
+
+def test_default_tenant_is_a_setting(settings):
+    settings.JOBSCHEDULER = {"DEFAULT_TENANT": "4f1c3c52-2b0f-4b7e-9a53-0a6a0f3f8f11"}
+    assert str(resolve_tenant(None, {})) == "4f1c3c52-2b0f-4b7e-9a53-0a6a0f3f8f11"
+    settings.JOBSCHEDULER = {"DEFAULT_TENANT": "main"}
+    with pytest.raises(ImproperlyConfigured) as err:
+        resolve_tenant(None, {})
+    assert str(err.value) == "JOBSCHEDULER[\"DEFAULT_TENANT\"] must be a UUID, got 'main'"
+
+
+def test_default_mode_is_what_a_site_without_settings_gets(settings):
+    del settings.JOBSCHEDULER
+    assert str(resolve_tenant(None, {})) == DEFAULT_TENANT

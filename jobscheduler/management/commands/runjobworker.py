@@ -7,6 +7,8 @@ import logging
 from django.core.management.base import BaseCommand, CommandError
 
 from jobscheduler.conf import DEFAULT_CONCURRENCY_RULE, default_concurrency, env_setting, setting
+from jobscheduler.exceptions import ExtraNotInstalled
+from jobscheduler.extras import Extra, require
 from jobscheduler.registry import JobHandlerRegistry
 
 
@@ -48,6 +50,10 @@ class Command(BaseCommand):
         if shutdown_timeout is None:
             shutdown_timeout = float(setting("SHUTDOWN_TIMEOUT_SECONDS"))
         if backend == "temporal":
+            try:
+                require(Extra.TEMPORAL)
+            except ExtraNotInstalled as exc:
+                raise CommandError(str(exc)) from None
             from jobscheduler.temporal.worker import run_temporal_worker
 
             return self._exit(
