@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test test-fast lint format bench clean chromium
+.PHONY: install run test test-fast lint format bench soak clean chromium
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP) chromium
 	$(BIN)/ruff check --quiet .
 	JOBSCHEDULER_DATA_DIR=$${JOBSCHEDULER_DATA_DIR:-.testdata} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## The soak, not in CI: mixed workload and periodic faults for SOAK_MINUTES (default 30), reports as it runs.
+soak: $(STAMP)
+	JOBSCHEDULER_DATA_DIR=$${JOBSCHEDULER_DATA_DIR:-.testdata} $(BIN)/python -m pytest -s -q -p no:randomly tests/acceptance/soak.py
+
 ## Debian's Chromium for the browser tests (tests/dashboard/test_browser.py), installed only when missing.
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
@@ -44,6 +48,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Ours and every peer on a throw-away PostgreSQL 15, one table with ratios (docs/performance.md).
+## The peers run in their own virtualenv, .bench-venv, which the bench builds from bench/peers/requirements.txt.
+## BENCH_SMOKE=1 for a run of a few minutes; BENCH_PEERS="pgqueuer chancy" to choose peers.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

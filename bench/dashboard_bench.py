@@ -1,6 +1,10 @@
 """How fast the dashboard renders with a million jobs in one tenant.
 
     JOBSCHEDULER_DATA_DIR=.data-bench .venv/bin/python bench/dashboard_bench.py [--rows 1000000] [--repeat 15]
+        [--json FILE]
+
+`make bench` runs it as its `dashboard` workload, on a database of the bench's own cluster ($DATABASE_URL),
+with BENCH_DASHBOARD_ROWS rows, and reads the figures back from --json.
 
 Fills `jobs` with ROWS rows for one tenant in a single INSERT ... SELECT over generate_series (spread over the
 last 30 days, mostly completed, some failed and cancelled, a few hundred live), VACUUM ANALYZEs the table as
@@ -17,6 +21,7 @@ Runs on the embedded PostgreSQL in $JOBSCHEDULER_DATA_DIR (or $DATABASE_URL); th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -67,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", type=Path, help="also write the timings (ms) to this file")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -92,12 +98,21 @@ def main() -> None:
     ]
     print(f"\n{args.rows:,} jobs in one tenant; median / worst of {args.repeat} renders, in ms\n")
     print(f"{'page':24} {'cold':>15} {'refresh':>15} {'cached':>15}")
+    result: dict[str, dict[str, dict[str, float]]] = {}
     for label, url in pages:
         cells = []
         for state in ("cold", "refresh", "cached"):
             times = timings(client, url, args.repeat, state=state)
+            result.setdefault(label, {})[state] = {
+                "median_ms": statistics.median(times),
+                "max_ms": max(times),
+            }
             cells.append(f"{statistics.median(times):7.1f} / {max(times):5.0f}")
         print(f"{label:24} " + " ".join(f"{c:>15}" for c in cells))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"rows": args.rows, "repeat": args.repeat, "pages": result}, indent=2)
+        )
 
 
 def fill(rows: int) -> None:
@@ -146,6 +161,34 @@ def timings(client, url: str, repeat: int, *, state: str) -> list[float]:
         if response.status_code != 200:
             raise SystemExit(f"{url} answered {response.status_code}")
     return result
+
+
+def run(cfg) -> dict:
+    """The `dashboard` workload of `make bench`: this script on a fresh database of the bench cluster."""
+    from bench import pg
+    from bench.config import LOG_DIR, RESULTS_DIR
+
+    db = "bench_dashboard"
+    pg.recreate_db(cfg.pg_port, db)
+    out = RESULTS_DIR / "dashboard.json"
+    out.unlink(missing_ok=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DATABASE_URL=f"postgres://postgres@127.0.0.1:{cfg.pg_port}/{db}")
+    env["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    args = ["--rows", str(cfg.dashboard_rows), "--repeat", str(cfg.dashboard_repeat), "--json", str(out)]
+    try:
+        with open(LOG_DIR / "dashboard.log", "w") as log:
+            subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), *args],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+        return json.loads(out.read_text())
+    finally:
+        pg.drop_db(cfg.pg_port, db)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ def migrate(database_url: str) -> None:
 
 
 def setup(database_url: str) -> None:
+    """Django as a production site runs it: DEBUG off, so no cursor wrapper records every query."""
     os.environ["DATABASE_URL"] = database_url
+    os.environ["DEBUG"] = "false"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))

@@ -1,15 +1,12 @@
 """The bench's job handlers: a no-op (throughput) and a probe that records when it started (latency).
 
 Registered both in the driver (schedule_job validates the name) and in every bench worker process. The probe
-appends "t_enqueue t_start" to $BENCH_LAT_FILE, the peer harness's format, with one O_APPEND write so lines
-from concurrent handler threads never interleave.
+records its start with bench.measure.record_start, as every peer's probe does.
 """
 
 from __future__ import annotations
 
-import os
-import time
-
+from bench import measure
 from jobscheduler import RetryPolicy, job_handler
 
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
@@ -22,10 +19,4 @@ def noop(job_id, data):
 
 @job_handler("probe", retry=ONE_ATTEMPT)
 def probe(job_id, data):
-    t = time.time()
-    line = f"{float(data['t'])!r} {t!r}\n".encode()
-    fd = os.open(os.environ["BENCH_LAT_FILE"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    measure.record_start(float(data["t"]))

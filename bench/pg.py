@@ -1,9 +1,9 @@
-"""The throw-away PostgreSQL 15 cluster, started exactly as the peer harness starts it (run_all.sh).
+"""The throw-away PostgreSQL 15 cluster every system is measured on: initdb defaults, fsync on, loopback only.
 
-Same binaries (/usr/lib/postgresql/15/bin), same data folder and options, run as the same unprivileged OS
-user, fsync and synchronous_commit at their defaults. When a server already answers on the port it is reused
-and left running, as run_all.sh does; run_all.sh in turn reuses the one we started, so peers and we share
-one server and its settings.
+A fresh data folder under the system's temporary directory for each run, created by `initdb` (Debian's
+binaries, $PG_BIN), removed when the cluster stops. PostgreSQL refuses to run as root, so as root the bench
+runs it as an unprivileged OS user ($BENCH_PG_OS_USER, created if missing). A port already taken is an error,
+never a server to reuse: the bench drops and creates databases, which must not happen to someone else's.
 """
 
 from __future__ import annotations
@@ -11,90 +11,120 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-PG_ROOT = Path("/tmp/bench-pg")
-PG_DATA = PG_ROOT / "data"
-PG_LOG = PG_ROOT / "postgres.log"
 OS_USER = os.environ.get("BENCH_PG_OS_USER", "pgbench")
+
+
+class ServerError(Exception):
+    """A server the bench needs could not be started; the message says what to change."""
 
 
 def dsn(port: int, db: str = "postgres") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{db}"
 
 
-def is_ready(port: int) -> bool:
-    return subprocess.run([PG_BIN / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode == 0
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _as_user() -> list[str]:
-    """Postgres refuses to run as root: run its tools as the harness's unprivileged user."""
+    """Postgres refuses to run as root: run its tools as an unprivileged user."""
     if os.getuid() != 0:
         return []
     try:
         pwd.getpwnam(OS_USER)
     except KeyError:
-        subprocess.run(["useradd", "-m", OS_USER], check=True)
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", OS_USER], check=True)
     return ["runuser", "-u", OS_USER, "--"]
 
 
 class Cluster:
-    """Start (or reuse) the cluster; stop it only if this process started it."""
+    """initdb + start on `port`; stop() shuts it down and deletes its folder."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.started = False
+        self.root: Path | None = None
+
+    @property
+    def data(self) -> Path:
+        assert self.root
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        """The server log (statement durations of the profile workloads are read from it)."""
+        assert self.root
+        return self.root / "postgres.log"
 
     def start(self) -> None:
-        if is_ready(self.port):
-            print(f"[pg] reusing the server already on 127.0.0.1:{self.port} (will not stop it)", flush=True)
-            return
+        if port_open(self.port):
+            raise ServerError(f"127.0.0.1:{self.port} is already in use: set BENCH_PG_PORT to a free port")
+        if not (PG_BIN / "initdb").exists():
+            raise ServerError(f"no initdb in {PG_BIN}: install postgresql-15 or set PG_BIN")
         as_user = _as_user()
-        PG_ROOT.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix=f"jobscheduler-bench-pg-{self.port}-"))
         if as_user:
-            shutil.chown(PG_ROOT, OS_USER)
-        if not (PG_DATA / "PG_VERSION").exists():
-            with open(PG_ROOT / "initdb.log", "w") as log:
-                subprocess.run(
-                    [
-                        *as_user,
-                        PG_BIN / "initdb",
-                        "-D",
-                        PG_DATA,
-                        "-U",
-                        "postgres",
-                        "--auth=trust",
-                        "-E",
-                        "UTF8",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    check=True,
-                )
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={PG_ROOT}"
+            shutil.chown(self.root, OS_USER)
+        with open(self.root / "initdb.log", "w") as log:
+            subprocess.run(
+                [
+                    *as_user,
+                    PG_BIN / "initdb",
+                    "-D",
+                    self.data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
         subprocess.run(
-            [*as_user, PG_BIN / "pg_ctl", "-D", PG_DATA, "-l", PG_LOG, "-w", "-t", "60", "-o", opts, "start"],
+            [
+                *as_user,
+                PG_BIN / "pg_ctl",
+                "-D",
+                self.data,
+                "-l",
+                self.log,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+                "start",
+            ],
             stdout=subprocess.DEVNULL,
             check=True,
         )
-        self.started = True
-        print(f"[pg] started PostgreSQL 15 on 127.0.0.1:{self.port} (data {PG_DATA})", flush=True)
+        print(f"[pg] started PostgreSQL on 127.0.0.1:{self.port} (data {self.data})", flush=True)
 
     def stop(self) -> None:
-        if not self.started:
+        if self.root is None:
             return
-        subprocess.run(
-            [*_as_user(), PG_BIN / "pg_ctl", "-D", PG_DATA, "-m", "fast", "-w", "stop"],
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-        self.started = False
-        print("[pg] stopped", flush=True)
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                [*_as_user(), PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+        print("[pg] stopped and removed", flush=True)
 
 
 def recreate_db(port: int, name: str) -> None:
@@ -122,13 +152,13 @@ def settings(port: int) -> dict[str, str]:
         "wal_level",
     )
     with psycopg.connect(dsn(port), autocommit=True) as conn:
-        rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(names)])
-        return dict(rows.fetchall())
+        return {name: conn.execute("SELECT current_setting(%s)", [name]).fetchone()[0] for name in names}
 
 
 def set_system(port: int, name: str, value: str | None) -> None:
     """ALTER SYSTEM + reload: used only around the profiling drain (statement logging), never timed runs."""
     with psycopg.connect(dsn(port), autocommit=True) as conn:
+        conn.execute("SET log_min_duration_statement = -1")  # not in the statement log being collected
         if value is None:
             conn.execute(f"ALTER SYSTEM RESET {name}")
         else:

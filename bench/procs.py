@@ -1,4 +1,5 @@
-"""Bench worker processes: spawned in their own session, stopped by process-group id, never by name."""
+"""Processes the bench starts (workers, servers, peer drivers): each in its own session, stopped by its
+process-group id, never by name, so nothing another engineer runs on the machine is touched."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bench.config import BENCH_DIR, LOG_DIR, REPO
 
@@ -21,6 +23,7 @@ def worker_env(database_url: str, extra: dict[str, str] | None = None) -> dict[s
         {
             "DATABASE_URL": database_url,
             "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DEBUG": "false",  # the example site's default is on; production workers run without it
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
@@ -29,15 +32,15 @@ def worker_env(database_url: str, extra: dict[str, str] | None = None) -> dict[s
     return env
 
 
-def spawn_worker(args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen:
-    """`python bench/worker_main.py ARGS` with our venv's interpreter; output to results/logs/NAME.log."""
+def spawn(cmd: list[str], name: str, env: dict[str, str], cwd: Path = REPO) -> subprocess.Popen:
+    """Start `cmd` as the leader of a new session (so stop() can signal its whole group); log to NAME.log."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOG_DIR / f"{name}.log", "ab") as log:
-        log.write(f"\n=== {time.ctime()} {' '.join(args)}\n".encode())
+        log.write(f"\n=== {time.ctime()} {' '.join(cmd)}\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "worker_main.py"), *args],
-            cwd=str(REPO),
+            cmd,
+            cwd=str(cwd),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -48,17 +51,25 @@ def spawn_worker(args: list[str], name: str, env: dict[str, str]) -> subprocess.
     return proc
 
 
+def spawn_worker(args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen:
+    """`python bench/worker_main.py ARGS` (runjobworker with the bench handlers) with our venv's interpreter."""
+    return spawn([sys.executable, str(BENCH_DIR / "worker_main.py"), *args], name, env)
+
+
 def stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the worker's group, then SIGKILL whatever is left after `grace` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
+    """SIGTERM the process group, SIGKILL it after `grace` seconds; then SIGKILL whatever the leader left.
+
+    The last step catches children that outlive their leader (a prefork pool, a server's helpers).
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait)
+            proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5.0)
     _live.pop(proc.pid, None)
 
 

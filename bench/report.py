@@ -101,7 +101,15 @@ def table(rows: list[tuple[str, str, Row]], peers: dict[str, Row]) -> str:
     return "\n".join(lines)
 
 
-PEER_ORDER = ["pgqueuer", "procrastinate", "django-q2", "django-q2 (save_limit=0)", "django-tasks", "celery"]
+PEER_ORDER = [
+    "pgqueuer",
+    "procrastinate",
+    "chancy",
+    "django-q2",
+    "django-q2 (save_limit=0)",
+    "django-tasks",
+    "celery",
+]
 
 
 def _ordered(peers: dict[str, Row]) -> list[tuple[str, Row]]:

@@ -1,9 +1,15 @@
 """`make bench`: our workloads and the peers', same definitions, same PostgreSQL 15, one table with ratios.
 
+One invocation starts a throw-away PostgreSQL cluster, runs our side in this process (.venv) through the
+public API and every peer in BENCH_PEERS in the bench virtualenv (bench/peers/), each peer between the
+workloads of ours it is compared with (see run_ours), with Redis or a Temporal dev server around the peers
+that need one, stops everything it started, and prints the table.
+
 Sizes come from the environment (see bench/config.py): BENCH_SMOKE=1 for a quick run, BENCH_N (20,000),
-BENCH_CONCURRENCY (10), BENCH_SCALE_FINISHED / BENCH_SCALE_QUEUED (1,000,000 / 100,000), BENCH_MEM_N,
-BENCH_N_TEMPORAL, BENCH_PEERS ("none" to skip), BENCH_WORKLOADS (comma list of enqueue, drain, latency,
-profile, scale, memory, temporal, peers). Results: bench/results/bench-<time>.{json,md} and latest.{json,md}.
+BENCH_CONCURRENCY (100), BENCH_SCALE_FINISHED / BENCH_SCALE_QUEUED (1,000,000 / 100,000), BENCH_MEM_N
+(1,000,000), BENCH_N_TEMPORAL, BENCH_DASHBOARD_ROWS, BENCH_PEERS ("none" to skip), BENCH_WORKLOADS (comma
+list of enqueue, drain, latency, profile, scale, memory, temporal, dashboard, peers). Results:
+bench/results/bench-<time>.{json,md} and latest.{json,md}.
 """
 
 from __future__ import annotations
@@ -22,15 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config  # noqa: E402
 
-config.apply_defaults()
-os.environ.setdefault("BENCH_RUN_DIR", str(config.RESULTS_DIR / "our-run"))
+config.apply_defaults()  # before bench.measure reads the sizes
 
-from bench import djsetup, peer_common, peers, pg, procs  # noqa: E402
+from bench import djsetup, measure, pg, procs  # noqa: E402
+from bench.peers import launch  # noqa: E402
 from bench.summary import render  # noqa: E402
 
 
 class Phases:
-    """Runs named phases, recording (not raising) each failure, as the peer harness does."""
+    """Runs named phases, recording (not raising) each failure, as the peer drivers do."""
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
@@ -83,12 +89,18 @@ def _git_state() -> str:
     )
 
 
-def run_ours(cfg: config.Config, phase: Phases) -> dict[str, Any]:
-    """Workloads (a)-(e) on our system; every figure lands in one dict."""
-    from bench import profiling, scale, temporal_bench, workloads
+def run_ours(
+    cfg: config.Config, phase: Phases, cluster: pg.Cluster, run_peers: Callable[[list[str]], None]
+) -> dict[str, Any]:
+    """Our workloads, with the peers run in between: each ratio's two halves are measured minutes apart.
+
+    The machine is noisy, so the queue peers run right after our enqueue, drain and latency phases, and
+    bare Temporal right after our Temporal backend; the workloads with no peer (profile, scale, memory,
+    dashboard) come last. Every figure of ours lands in one dict.
+    """
+    from bench import dashboard_bench, profiling, scale, temporal_bench, workloads
     from bench.db import Db
 
-    C = peer_common.load()
     db = Db(pg.dsn(cfg.pg_port, cfg.db_name))
     n = cfg.n
     ours: dict[str, Any] = {
@@ -131,8 +143,15 @@ def run_ours(cfg: config.Config, phase: Phases) -> dict[str, Any]:
     if "latency" in cfg.workloads:
         ours["latency"] = phase("latency", lambda: workloads.latency(cfg, db)) or {}
         phase("clean", db.clean)
+    run_peers([p for p in cfg.peers if p != "temporal"])
+    if "temporal" in cfg.workloads:
+        out["temporal"] = phase("temporal backend", lambda: temporal_bench.run(cfg, db))
+    run_peers(["temporal"])
     if "profile" in cfg.workloads:
-        out["profile"] = phase("profile (py-spy + statement log)", lambda: profiling.run(cfg, db, n))
+        out["profile"] = phase(
+            "profile: enqueue and drain (py-spy + statement log)",
+            lambda: profiling.run(cfg, db, n, cluster.log),
+        )
     if "scale" in cfg.workloads:
         out["scale"] = phase(
             f"scale: {cfg.scale_queued} queued, empty vs {cfg.scale_finished} finished",
@@ -142,15 +161,16 @@ def run_ours(cfg: config.Config, phase: Phases) -> dict[str, Any]:
         out["memory"] = phase(
             f"memory: one worker over {cfg.mem_n} jobs", lambda: scale.memory(cfg, db, cfg.mem_n)
         )
-    if "temporal" in cfg.workloads:
-        why = temporal_bench.available()
-        if why:
-            out["temporal"] = {"skipped": why}
-            print(f"[temporal] skipped: {why}", flush=True)
-        else:
-            out["temporal"] = phase("temporal backend", lambda: temporal_bench.run(cfg, db))
     db.close()
-    out["settings"] = {"concurrency": cfg.concurrency, "lat_jobs": C.LAT_JOBS, "lat_spacing_s": C.LAT_SPACING}
+    if "dashboard" in cfg.workloads:
+        out["dashboard"] = phase(
+            f"dashboard: {cfg.dashboard_rows:,} jobs in one tenant", lambda: dashboard_bench.run(cfg)
+        )
+    out["settings"] = {
+        "concurrency": cfg.concurrency,
+        "lat_jobs": measure.LAT_JOBS,
+        "lat_spacing_s": measure.LAT_SPACING,
+    }
     return out
 
 
@@ -163,38 +183,42 @@ def save(result: dict[str, Any], text: str) -> None:
     print(f"\nresults: {config.RESULTS_DIR}/bench-{stamp}.json and .md (also latest.*)")
 
 
-def save_partial(result: dict[str, Any]) -> None:
-    """Our figures on disk before the peers' half hour starts, so a crash there loses nothing of ours."""
-    config.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (config.RESULTS_DIR / "ours-partial.json").write_text(json.dumps(result, indent=2, default=str))
-
-
 def main() -> int:
-    cfg = config.load()
+    try:
+        cfg = config.load()
+    except config.ConfigError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     errors: list[str] = []
     phase = Phases(errors)
     cluster = pg.Cluster(cfg.pg_port)
     result: dict[str, Any] = {"config": cfg.__dict__ | {"workloads": sorted(cfg.workloads)}, "errors": errors}
     try:
-        cluster.start()
+        try:
+            cluster.start()
+        except pg.ServerError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
         result["machine"] = machine(cfg)
         url = cfg.database_url
         pg.recreate_db(cfg.pg_port, cfg.db_name)
         djsetup.migrate(url)
         djsetup.setup(url)
-        result["ours"] = run_ours(cfg, phase)
-        save_partial(result)
-        if os.environ.get("BENCH_KEEP_DB", "") in ("", "0"):
-            from django.db import connections
+        launch.reset()
+        peers: dict[str, Any] = {}
+        result["peers"] = peers
 
-            connections.close_all()
-            pg.drop_db(cfg.pg_port, cfg.db_name)
-        if "peers" in cfg.workloads:
-            result["peers"] = phase("peers (run_all.sh)", lambda: peers.run(cfg)) or {}
+        def run_peers(names: list[str]) -> None:
+            names = [p for p in names if p in cfg.peers]
+            if names and "peers" in cfg.workloads:
+                peers.update(phase(f"peers: {' '.join(names)}", lambda: launch.run(names, errors)) or {})
+
+        result["ours"] = run_ours(cfg, phase, cluster, run_peers)
     finally:
         procs.stop_all()
         cluster.stop()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    result.setdefault("machine", {})["loadavg_at_end"] = os.getloadavg()
     text = render(result)
     print("\n" + text)
     save(result, text)

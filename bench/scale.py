@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import peer_common, procs, workloads
+from bench import measure, procs, workloads
 from bench.config import Config
 from bench.db import Db
 
@@ -73,7 +73,6 @@ def claim_complete(cfg: Config, db: Db, finished: int, queued: int) -> dict[str,
 
 def memory(cfg: Config, db: Db, n: int, interval: float = 1.0) -> dict[str, Any]:
     """RSS of one burst worker sampled every second while it drains N jobs enqueued beforehand."""
-    C = peer_common.load()
     db.clean()
     enq = workloads.enqueue_bulk(n, cfg.bulk_chunk)
     db.execute("CHECKPOINT")
@@ -82,7 +81,7 @@ def memory(cfg: Config, db: Db, n: int, interval: float = 1.0) -> dict[str, Any]
     worker = procs.spawn_worker(workloads.worker_args(cfg), "memory", env)
     samples: list[tuple[float, int, float]] = []
     try:
-        deadline = t0 + max(C.PROC_TIMEOUT, n / 200.0)
+        deadline = t0 + max(measure.PROC_TIMEOUT, n / 200.0)
         while True:
             done = n - db.remaining()
             rss = procs.rss_mb(worker.pid)

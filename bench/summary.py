@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import fmt, metrics, notes, ratio_line, table
+from bench.report import fastest, fmt, metrics, notes, ratio_line, table
 
 
 def _machine(m: dict[str, Any]) -> str:
     pgs = m.get("postgres") or {}
     pg_text = ", ".join(f"{k}={v}" for k, v in sorted(pgs.items()) if k != "server_version")
+    loads = " → ".join(
+        "/".join(f"{x:.1f}" for x in m[key]) for key in ("loadavg_at_start", "loadavg_at_end") if m.get(key)
+    )
     return (
         f"Machine: {m.get('host')}, {m.get('cpus')} vCPU, {m.get('mem_gib')} GiB, Python {m.get('python')}, "
-        f"PostgreSQL {pgs.get('server_version')} ({pg_text}); load at start {m.get('loadavg_at_start')}; code: {m.get('git')}"
+        f"PostgreSQL {pgs.get('server_version')} ({pg_text}); load averages (1/5/15 min) at start → end "
+        f"{loads}; code: {m.get('git')}"
     )
 
 
@@ -99,6 +103,10 @@ def _temporal(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
         f"{fmt(mine['p50'])} / {fmt(mine['p99'])} ms at 20 ms spacing; at 100 ms: "
         f"{_lat(t.get('latency_light'))}"
     ]
+    for label, phase in (("enqueue", (t.get("enqueue") or {}).get("single")), ("drain", _first(t))):
+        cost = (phase or {}).get("postgres_per_job")
+        if cost:
+            out.append(f"- PostgreSQL per job, {label}: {_cost(cost)}")
     if bare:
         b = metrics(bare)
         out.append(ratio_line("drain, ours ÷ bare temporalio", mine["drain"], b["drain"]))
@@ -107,6 +115,28 @@ def _temporal(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
     else:
         out.append("- the bare temporal peer was not run in this invocation: no ratio")
     return out
+
+
+def _first(res: dict[str, Any]) -> dict[str, Any] | None:
+    trials = res.get("processing") or []
+    return trials[0] if trials else None
+
+
+def _cost(c: dict[str, Any]) -> str:
+    text = (
+        f"{c['commits']:.2f} commits, {c['wal_records']:.1f} WAL records, {c['wal_bytes']:.0f} WAL bytes, "
+        f"{c['wal_syncs']:.3f} WAL flushes"
+    )
+    if c.get("wal_sync_ms"):
+        text += f" ({c['wal_sync_ms'] * 1000:.0f} µs flushing)"
+    if "index_entries_per_job" in c:
+        text += f", {c['index_entries_per_job']:.1f} index entries"
+        tables = ", ".join(
+            f"{name} +{t['inserted']:.2f}/~{t['updated']:.2f}/-{t['deleted']:.2f}"
+            for name, t in sorted(c.get("tables", {}).items())
+        )
+        text += f" (rows inserted/updated/deleted: {tables})" if tables else ""
+    return text
 
 
 def _lat(lat: dict[str, Any] | None) -> str:
@@ -120,25 +150,104 @@ def _profile(ours: dict[str, Any]) -> list[str]:
     if not p:
         return []
     out = []
+    e = p.get("enqueue") or {}
+    if e.get("single_per_job"):
+        rate = (e.get("single") or {}).get("jobs_per_s")
+        out.append(
+            f"- one-by-one enqueue, profiled ({fmt(rate)} jobs/s under tracing), per job: {_cost(e['single_per_job'])}"
+        )
+    if e.get("bulk_per_job"):
+        rate = (e.get("bulk") or {}).get("jobs_per_s")
+        out.append(f"- bulk enqueue ({fmt(rate)} jobs/s), per job: {_cost(e['bulk_per_job'])}")
+    for s in (e.get("statements") or [])[:5]:
+        out.append(
+            f"  - enqueue SQL {s['share_pct']}% ({s['total_ms']:.0f} ms, {s['calls']} calls): `{s['statement'][:120]}`"
+        )
+    spy = e.get("py_spy") or {}
+    if spy.get("self"):
+        out.append(f"  - enqueue py-spy ({spy['samples']} samples), top self time:")
+        out.extend(f"    - {pct}% {fn}" for fn, pct in spy["self"][:8])
     d = p.get("drain_raw") or {}
     per = d.get("per_job") or {}
     if per:
-        out.append(
-            f"- profiled drain: {fmt(d.get('jobs_per_s'))} jobs/s; per job: {per['commits']:.3f} commits, "
-            f"{per['wal_records']:.1f} WAL records, {per['wal_bytes']:.0f} WAL bytes, {per['wal_syncs']:.3f} WAL syncs"
-        )
+        out.append(f"- profiled drain ({fmt(d.get('jobs_per_s'))} jobs/s), per job: {_cost(per)}")
     spy = p.get("py_spy") or {}
     if spy.get("self"):
-        out.append(f"- py-spy ({spy['samples']} samples, non-idle), top self time:")
-        out.extend(f"  - {pct}% {fn}" for fn, pct in spy["self"][:12])
-        out.append("- top inclusive:")
-        out.extend(f"  - {pct}% {fn}" for fn, pct in spy["inclusive"][:15])
-    for s in p.get("statements") or []:
         out.append(
-            f"- SQL {s['share_pct']}% ({s['total_ms']:.0f} ms, {s['calls']} calls): `{s['statement'][:120]}`"
+            f"  - drain py-spy ({spy['samples']} samples after start-up, {spy.get('startup_samples', 0)} "
+            "while importing), top self time:"
         )
+        out.extend(f"    - {pct}% {fn}" for fn, pct in spy["self"][:10])
+        out.append("  - top inclusive:")
+        out.extend(f"    - {pct}% {fn}" for fn, pct in spy["inclusive"][:12])
+    for s in (p.get("statements") or [])[:8]:
+        out.append(
+            f"  - drain SQL {s['share_pct']}% ({s['total_ms']:.0f} ms, {s['calls']} calls): `{s['statement'][:120]}`"
+        )
+    if p.get("flamegraph"):
+        out.append(f"- flame graph of a drain: bench/results/{p['flamegraph']}")
     if p.get("note"):
         out.append(f"- {p['note']}")
+    return out
+
+
+def _dashboard(ours: dict[str, Any]) -> list[str]:
+    d = ours.get("dashboard")
+    if not d:
+        return []
+    out = [f"- {d['rows']:,} jobs in one tenant; median / worst of {d['repeat']} renders (ms):"]
+    for page, states in d["pages"].items():
+        cells = ", ".join(f"{state} {v['median_ms']:.1f} / {v['max_ms']:.0f}" for state, v in states.items())
+        out.append(f"  - {page}: {cells}")
+    return out
+
+
+def _targets(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
+    """Issue 14's targets, each as measured in this run (ratios within the run; the machine is noisy)."""
+    queues = {k: v for k, v in peers.items() if k != "temporal"}
+    if not queues:
+        return []
+    best, m = fastest(queues), metrics(ours["pgboss"])
+    rows = [
+        ("enqueue one by one ≥ 1× the fastest peer", m["single"], best["single"], 1.0, False),
+        ("bulk enqueue ≥ 1.5×", m["bulk"], best["bulk"], 1.5, False),
+        ("drain, one worker process ≥ 2×", m["drain"], best["drain"], 2.0, False),
+        ("latency p50 ≤ the fastest peer's", m["p50"], best["p50"], 1.0, True),
+        ("latency p99 ≤ the fastest peer's", m["p99"], best["p99"], 1.0, True),
+    ]
+    t, bare = ours.get("temporal") or {}, peers.get("temporal")
+    if t.get("processing") is not None and bare:
+        tm, bm = metrics(t), metrics(bare)
+        rows.append(("Temporal backend drain ≥ 0.77× bare temporalio", tm["drain"], bm["drain"], 0.77, False))
+        rows.append(
+            ("Temporal backend starts ≥ 0.77× bare start_workflow", tm["single"], bm["single"], 0.77, False)
+        )
+    out = []
+    for label, value, ref, goal, lower in rows:
+        if value is None or not ref:
+            out.append(f"- {label}: n/a")
+            continue
+        r = value / ref
+        met = r <= goal if lower else r >= goal
+        out.append(f"- {label}: **{r:.2f}×** ({'met' if met else 'not met'})")
+    scale = ours.get("scale") or {}
+    if scale.get("ratio_jobs_per_s"):
+        r = scale["ratio_jobs_per_s"]
+        out.append(
+            f"- scale: claim+complete beside the history ≥ 0.8× empty: **{r:.2f}×** ({'met' if r >= 0.8 else 'not met'})"
+        )
+    mem = ours.get("memory") or {}
+    if mem.get("rss_growth_mb_10pct_to_end") is not None:
+        out.append(
+            f"- worker RSS over {mem['n']:,} jobs: {mem['rss_growth_mb_10pct_to_end']:+.1f} MB from 10% to the end"
+        )
+    dash = ((ours.get("dashboard") or {}).get("pages") or {}).get("overview", {}).get("cold")
+    if dash:
+        rows_ = ours["dashboard"]["rows"]
+        met = "met" if dash["median_ms"] <= 100 else "not met"
+        out.append(
+            f"- first overview of the hour ≤ 100 ms ({rows_:,} jobs): {dash['median_ms']:.1f} ms ({met})"
+        )
     return out
 
 
@@ -159,11 +268,16 @@ def render(result: dict[str, Any]) -> str:
     parts.append(
         notes(
             [
+                (
+                    "Targets of the performance issue, in this run",
+                    lambda: _targets(ours, peers) if ours else [],
+                ),
                 ("Every job fully recorded", lambda: _checks(ours) if ours else []),
                 ("Scale: claim + complete beside a big history", lambda: _scale(ours) if ours else []),
                 ("Worker memory over a long run", lambda: _memory(ours) if ours else []),
                 ("Temporal backend vs bare temporalio", lambda: _temporal(ours, peers) if ours else []),
-                ("Profile of a drain", lambda: _profile(ours) if ours else []),
+                ("Dashboard", lambda: _dashboard(ours) if ours else []),
+                ("Where the time goes: enqueue and drain profiles", lambda: _profile(ours) if ours else []),
                 ("Errors", lambda: [f"- {e}" for e in result.get("errors") or []]),
                 ("Peer notes", lambda: _peer_notes(peers)),
             ]

@@ -1,4 +1,4 @@
-"""Workloads (a)-(c) on our system, with the peer harness's definitions.
+"""Workloads (a)-(c) on our system, with the definitions of bench/measure.py that the peers use too.
 
 (a) enqueue: N `schedule_job` calls one after another on Django's connection in autocommit (each call is its
     own transaction and commit), and `schedule_jobs` in chunks of BENCH_BULK_CHUNK (1,000).
@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import peer_common, procs
+from bench import measure, procs
 from bench.config import RESULTS_DIR, Config
 from bench.db import Db
 
@@ -30,16 +30,11 @@ def _runner():
 
 def enqueue_single(n: int, name: str = "noop") -> dict[str, Any]:
     runner = _runner()
-    t = time.perf_counter()
-    for _ in range(n):
-        runner.schedule_job(name, {}, tenant_id=TENANT)
-    dt = time.perf_counter() - t
-    return {
-        "n": n,
-        "seconds": dt,
-        "jobs_per_s": n / dt,
-        "api": "JobRunnerFactory.get_instance().schedule_job('noop', {}, tenant_id=T), autocommit",
-    }
+    return measure.timed_enqueue(
+        n,
+        lambda: runner.schedule_job(name, {}, tenant_id=TENANT),
+        f"JobRunnerFactory.get_instance().schedule_job({name!r}, {{}}, tenant_id=T), autocommit",
+    )
 
 
 def enqueue_bulk(n: int, chunk: int, name: str = "noop") -> dict[str, Any]:
@@ -58,54 +53,32 @@ def worker_args(cfg: Config, burst: bool = True) -> list[str]:
 
 def drain(
     cfg: Config, db: Db, n: int, processes: int = 1, label: str = "drain", timeout: float | None = None
-):
-    """Spawn `processes` burst workers on N queued jobs; time spawn → all done (peers' wait_progress)."""
-    C = peer_common.load()
+) -> dict[str, Any]:
+    """Spawn `processes` burst workers on N queued jobs; time spawn → all done (bench.measure)."""
     env = procs.worker_env(cfg.database_url)
     t_spawn = time.monotonic()
     workers = [procs.spawn_worker(worker_args(cfg), f"{label}-{i}", env) for i in range(processes)]
     try:
-        guarded = procs.guarded_counter(lambda: n - db.remaining(), n, workers)
-        samples: list[tuple[float, int]] = []
-
-        def count() -> int:
-            c = guarded()
-            samples.append((round(time.monotonic() - t_spawn, 2), c))
-            return c
-
-        out = C.wait_progress(count, n, timeout or C.PROC_TIMEOUT, label, proc=None, t_start=t_spawn)
+        count = procs.guarded_counter(lambda: n - db.remaining(), n, workers)
+        out = measure.wait_progress(count, n, timeout or measure.PROC_TIMEOUT, label, t_start=t_spawn)
     finally:
         for w in workers:
             procs.stop(w)
-    out["samples"] = samples  # (seconds since spawn, jobs done): shows stalls and tails
     out["processes"] = processes
     out["concurrency"] = cfg.concurrency
     return out
 
 
 def latency(cfg: Config, db: Db) -> dict[str, Any]:
-    """The peers' latency procedure: warm up with one probe, 2 s quiet, then the fixed 20 ms schedule."""
-    C = peer_common.load()
+    """The common latency procedure against an idle, non-burst worker woken by LISTEN/NOTIFY."""
     runner = _runner()
     path = Path(RESULTS_DIR) / "latency-jobscheduler.txt"
     path.unlink(missing_ok=True)
     env = procs.worker_env(cfg.database_url, {"BENCH_LAT_FILE": str(path)})
     worker = procs.spawn_worker(worker_args(cfg, burst=False), "latency", env)
     try:
-        deadline = time.monotonic() + C.STARTUP_TIMEOUT
-        while C.count_lines(path) == 0:
-            C.check_deadline(deadline, "latency warm-up")
-            runner.schedule_job("probe", {"t": time.time()}, tenant_id=TENANT)
-            time.sleep(1.0)
-        time.sleep(2.0)
-        path.unlink()
-        for _ in C.spaced_schedule():
-            runner.schedule_job("probe", {"t": time.time()}, tenant_id=TENANT)
-        deadline = time.monotonic() + C.LAT_TIMEOUT
-        while C.count_lines(path) < C.LAT_JOBS and time.monotonic() < deadline:
-            time.sleep(0.1)
+        return measure.probe_latency(
+            lambda: runner.schedule_job("probe", {"t": time.time()}, tenant_id=TENANT), path
+        )
     finally:
         procs.stop(worker)
-    out = C.latency_summary(C.read_latencies(path), C.LAT_JOBS)
-    out["spacing_ms"] = C.LAT_SPACING * 1000
-    return out

@@ -16,11 +16,12 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from .audit import Actor
 from .dashboard import actions, queries
 from .dashboard.formatting import format_duration, full_job_id
 from .dashboard.redaction import BOOKKEEPING_KEYS, pretty_json
 from .ids import parse_uuid
-from .models import Job, JobDetail, Schedule
+from .models import AuditEntry, AuditSource, Job, JobDetail, Schedule
 from .registry import JobHandlerRegistry
 from .tenancy import resolve_tenant
 
@@ -80,6 +81,10 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, AuditSource.ADMIN)
 
 
 def redacted_result(detail: JobDetail) -> str:
@@ -184,7 +189,7 @@ class JobAdmin(TenantScopedAdmin):
     @admin.action(description="Cancel selected jobs (through their runner)", permissions=["cancel"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         outcome = actions.cancel_many(
-            Job.objects.filter(pk__in=queryset.values("pk")), cancelled_by=request.user.get_username()
+            Job.objects.filter(pk__in=queryset.values("pk")), actor=admin_actor(request)
         )
         self.message_user(
             request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.", messages.SUCCESS
@@ -194,7 +199,9 @@ class JobAdmin(TenantScopedAdmin):
 
     @admin.action(description="Retry selected finished jobs as new jobs", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        outcome = actions.retry_many(Job.objects.filter(pk__in=queryset.values("pk")))
+        outcome = actions.retry_many(
+            Job.objects.filter(pk__in=queryset.values("pk")), actor=admin_actor(request)
+        )
         self.message_user(
             request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.", messages.SUCCESS
         )
@@ -273,15 +280,27 @@ class ScheduleAdmin(TenantScopedAdmin):
 
     @admin.action(description="Pause selected schedules", permissions=["schedule"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(actions.set_paused(s, True) for s in queryset)
+        done = sum(actions.set_paused(s, True, actor=admin_actor(request)) for s in queryset)
         self.message_user(request, f"Paused {done} schedule(s).", messages.SUCCESS)
 
     @admin.action(description="Resume selected schedules", permissions=["schedule"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(actions.set_paused(s, False) for s in queryset)
+        done = sum(actions.set_paused(s, False, actor=admin_actor(request)) for s in queryset)
         self.message_user(request, f"Resumed {done} schedule(s).", messages.SUCCESS)
 
     @admin.action(description="Run selected schedules now", permissions=["schedule"])
     def run_selected_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        started = [job_id for job_id in (actions.run_now(s) for s in queryset) if job_id]
+        started = [
+            job_id for job_id in (actions.run_now(s, actor=admin_actor(request)) for s in queryset) if job_id
+        ]
         self.message_user(request, f"Started {len(started)} job(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantScopedAdmin):
+    """The operator audit log, read-only like the record (entries are never edited)."""
+
+    list_display = ("at", "actor", "source", "action", "target", "count")
+    list_filter = ("source", "action")
+    search_fields = ("actor", "target")
+    ordering = ("-at",)

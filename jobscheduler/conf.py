@@ -61,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "TEMPORAL_REPROBE_SECONDS": 10.0,
     # Temporal activity heartbeat timeout: how fast a dead Temporal worker is detected, in seconds.
     "TEMPORAL_HEARTBEAT_TIMEOUT_SECONDS": 10.0,
+    # The health view answers 503 once a queue's oldest due job has waited longer than this, in seconds.
+    "HEALTH_MAX_WAIT_SECONDS": 300.0,
+    # Label worker metrics with the job's tenant (one series per tenant: switch on only for a few tenants).
+    "METRICS_TENANT_LABEL": False,
 }
 
 ENV_SETTINGS: dict[str, Any] = {

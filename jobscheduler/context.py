@@ -26,6 +26,7 @@ class JobContext(abc.ABC):
         self.attempt = attempt
         self.data = data
         self._cancelled = False
+        self._dependency_results: dict[str, Any] | None = None
 
     @property
     def is_cancelled(self) -> bool:
@@ -51,6 +52,15 @@ class JobContext(abc.ABC):
             raise InvalidJobData(f"step result is not JSON-serialisable: {exc}") from None
         self._save_step(str(name)[:255], status, result_json)
 
+    @property
+    def dependency_results(self) -> dict[str, Any]:
+        """For a workflow step: what each of its completed dependencies returned, by job id, in the order of
+        its `after` list (a dependency that failed or was cancelled, for a step that runs anyway, is absent).
+        Read once from the record, whichever backend ran them; {} for a job outside a workflow."""
+        if self._dependency_results is None:
+            self._dependency_results = _load_dependency_results(self.tenant, self.job_id)
+        return self._dependency_results
+
     def mark_cancelled(self) -> None:
         self._cancelled = True
 
@@ -63,6 +73,29 @@ class JobContext(abc.ABC):
 
     @abc.abstractmethod
     def _save_step(self, name: str, status: str, result_json: str | None) -> None: ...
+
+
+def _load_dependency_results(tenant: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
+    from .models import Job, JobDetail
+
+    job = Job.objects.filter(tenant=tenant, job_id=job_id).first()
+    depends_on = [str(d) for d in (job.meta.get("dependsOn") or [])] if job else []
+    if not depends_on:
+        return {}
+    completed = set(
+        str(j)
+        for j in Job.objects.filter(
+            tenant=tenant, job_id__in=depends_on, status=JobStatus.COMPLETED
+        ).values_list("job_id", flat=True)
+    )
+    results: dict[str, Any] = {}
+    steps = JobDetail.objects.filter(
+        tenant=tenant, job_id__in=list(completed), step_name="execution_completed"
+    ).order_by("processed_at")
+    for detail in steps:  # the last completion of each wins
+        result = detail.result if isinstance(detail.result, dict) else {}
+        results[str(detail.job_id)] = result.get("result")
+    return {dep: results.get(dep) for dep in depends_on if dep in completed}
 
 
 def current_job() -> JobContext:

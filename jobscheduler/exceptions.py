@@ -64,6 +64,14 @@ class InvalidRetryPolicy(JobSchedulerError, ValueError):
     """The retry policy is invalid."""
 
 
+class InvalidWorkflow(JobSchedulerError, ValueError):
+    """The workflow is invalid."""
+
+
+class StepNotRetryable(JobSchedulerError):
+    """This workflow step cannot be retried."""
+
+
 class RunnerUnavailable(JobSchedulerError):
     """The configured job runner cannot be reached."""
 
@@ -97,3 +105,7 @@ class ExtraNotInstalled(JobSchedulerError, ImportError):
 
 class WorkflowClosed(JobSchedulerError):
     """The job's Temporal workflow closed before the record got the job's end."""
+
+
+class MetricsUnavailable(JobSchedulerError):
+    """prometheus-client is not installed: install the metrics extra (pip install "django-jobscheduler[metrics]")."""

@@ -17,6 +17,7 @@ import threading
 import uuid
 
 from django.db import models
+from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 
 
@@ -92,6 +93,14 @@ class JobQuerySet(models.QuerySet):
 
     def failed(self):
         return self.filter(status=JobStatus.FAILED)
+
+    def in_workflow(self, workflow_id):
+        """The steps of a workflow, in the form the partial index `jobs_workflow_idx` serves (->> and ?)."""
+        return (
+            self.filter(metadata__has_key="workflowId")
+            .alias(workflow_key=KT("metadata__workflowId"))
+            .filter(workflow_key=str(workflow_id))
+        )
 
 
 class Job(models.Model):
@@ -251,6 +260,13 @@ class QueueJob(models.Model):
     singleton_key = models.CharField(max_length=255, null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(db_default=Now())
+    #: Workflow steps: how many dependencies have not yet completed. A waiting row is parked at run_at
+    #: the end of year 9999 (queue/sql.PARKED_UNTIL), so the claim's `run_at <= now()` never sees it; the statement that records its last
+    #: dependency's completion sets run_at to now() (see queue/sql.py, SETTLE_DEPENDENTS).
+    waiting_on = models.IntegerField(default=0, db_default=0)
+    #: The dependency whose failure or cancellation cancelled this waiting step. The row stays (parked) so a
+    #: retry of that dependency can resume the step with its count of completed dependencies intact.
+    blocked_by = models.UUIDField(null=True, blank=True)
 
     class Meta:
         db_table = "jobscheduler_queue"
@@ -277,3 +293,107 @@ class QueueJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.job_id}"
+
+
+class AuditSource(models.TextChoices):
+    """Where an operator acted from."""
+
+    DASHBOARD = "dashboard"
+    ADMIN = "admin"
+    CLI = "cli"
+
+
+class AuditAction(models.TextChoices):
+    CANCEL = "cancel"
+    RETRY = "retry"
+    BULK_CANCEL = "bulk_cancel"
+    BULK_RETRY = "bulk_retry"
+    PAUSE_SCHEDULE = "pause_schedule"
+    RESUME_SCHEDULE = "resume_schedule"
+    RUN_SCHEDULE = "run_schedule"
+
+
+class AuditEntry(models.Model):
+    """One operator action (an addition to the seed's tables): who, when, from where, what and on how many.
+
+    Written by `jobscheduler.audit` in the same code path as the action, for the dashboard, the admin and the
+    command line alike; never changed afterwards. `tenant` scopes it like the jobs it acted on (one entry per
+    tenant when a bulk action spans several); it may be None for an action on something no tenant owns.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    tenant = models.UUIDField(null=True, blank=True)
+    at = models.DateTimeField(db_default=Now())
+    #: The operator's user name (dashboard, admin) or login name on the machine (command line).
+    actor = models.CharField(max_length=255)
+    #: The Django user's primary key, when there is one.
+    actor_id = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=16, choices=AuditSource.choices)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    #: What it acted on, as an operator reads it: a job id, a schedule key, "3 jobs".
+    target = models.CharField(max_length=255, blank=True, default="")
+    #: The job of a single-job action (bulk actions list theirs in detail["jobIds"]).
+    job_id = models.UUIDField(null=True, blank=True)
+    #: How many it applied to.
+    count = models.IntegerField(default=0)
+    #: What else an operator needs: jobIds, skipped, newJobId(s), scheduleId.
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "jobscheduler_audit"
+        ordering = ("-at",)
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["tenant", "-at"], name="jobsched_audit_tenant_at_idx"),
+            models.Index(fields=["tenant", "job_id"], name="jobsched_audit_job_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class Workflow(models.Model):
+    """A graph of jobs scheduled together (addition, for workflows); its steps are `jobs` rows whose metadata
+    carries `workflowId` and `dependsOn`."""
+
+    id = models.UUIDField(primary_key=True)
+    tenant = models.UUIDField()
+    name = models.CharField(max_length=255)
+    runner_type = models.CharField(max_length=50, default="pgboss")
+    user_id = models.UUIDField()
+    step_count = models.IntegerField()
+    #: Temporal: the id of the orchestrating workflow.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "jobscheduler_workflows"
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="jobsched_workflow_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.id}"
+
+
+class WorkflowDependency(models.Model):
+    """One edge of a workflow: `job_id` starts only after `depends_on` completed (addition, for workflows).
+
+    `settled` turns true once the edge's outcome has been applied to the waiting step (a completion counted,
+    or the step cancelled because of it); the statements that apply it only take unsettled edges, under the
+    edge's row lock, so two statements finishing dependencies at once never apply one edge twice.
+    """
+
+    pk = models.CompositePrimaryKey("job_id", "depends_on")
+    tenant = models.UUIDField()
+    workflow_id = models.UUIDField()
+    job_id = models.UUIDField()
+    depends_on = models.UUIDField()
+    run_after_failure = models.BooleanField(default=False)
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "jobscheduler_dependencies"
+        indexes = [models.Index(fields=["depends_on"], name="jobsched_dep_depends_on_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.depends_on}"

@@ -4,8 +4,11 @@ The seed's columns are kept as declared, so a job's timing, attempts, progress a
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
 `singletonKey`, `priority`, `workerId`, `cancelReason`, `cancelledBy`, `timeoutMs`, `recordLagSeconds`,
-`fallbackReason` (a job Temporal could not be reached to start, run on pgboss instead). Runs the library schedules
-itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
+`fallbackReason` (a job Temporal could not be reached to start, run on pgboss instead), `traceparent` and
+`tracestate` (the enqueuing trace context, when OpenTelemetry is configured); a workflow's steps also carry
+`workflowId`, `workflowName`, `workflowStep` (its position, from 1), `dependsOn` (job ids), `runAfterFailure`
+and, when a dependency's failure cancelled them, `cancelledByJob` (its job id). Runs the library schedules itself
+also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
 "caller's metadata" view: all three import them from here.
@@ -36,6 +39,15 @@ RESERVED_METADATA_KEYS = frozenset(
         "timeoutMs",
         "recordLagSeconds",
         "fallbackReason",
+        # The enqueue's trace context (telemetry/tracing.py), continued by each attempt's span.
+        "traceparent",
+        "tracestate",
+        "workflowId",
+        "workflowName",
+        "workflowStep",
+        "dependsOn",
+        "runAfterFailure",
+        "cancelledByJob",
     }
 )
 

@@ -215,7 +215,9 @@ def run_jobs(
 def _make_due(until: datetime | None) -> None:
     """Retries, and delayed jobs up to `until`, become due now (a test does not wait for a backoff)."""
     due_later = Q(attempt__gt=0) | Q(run_at__lte=until) if until is not None else Q(attempt__gt=0)
-    QueueJob.objects.filter(due_later, lease_token__isnull=True).update(run_at=_transaction_now())
+    QueueJob.objects.filter(due_later, lease_token__isnull=True, waiting_on=0).update(
+        run_at=_transaction_now()
+    )
 
 
 def _any_due(until: datetime | None, names: list[str] | None) -> bool:
@@ -235,7 +237,7 @@ def _claim_one(raw, until: datetime | None, names: list[str] | None) -> Attempt 
         row = cur.fetchone()
     if row is None:
         return None
-    job_id, tenant, name, attempt_no, max_attempts, token, data = row
+    job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate = row
     return Attempt(
         job_id=job_id,
         tenant=tenant,
@@ -244,6 +246,7 @@ def _claim_one(raw, until: datetime | None, names: list[str] | None) -> Attempt 
         max_attempts=max_attempts,
         token=token,
         data=data,
+        trace={"traceparent": traceparent, "tracestate": tracestate},
     )
 
 

@@ -31,15 +31,18 @@ from .states import Outcome, RunnerType, render_sql
 
 #: Inserts one `jobs` row per `src` row (tenant, job_id, type, metadata jsonb, user_id). Parameters:
 #: %(status)s, %(runner_type)s. `external_id` is the job id for pgboss (the queue row's id).
-INSERT_JOBS_SQL = render_sql(
-    """
+_INSERT_JOBS = """
 INSERT INTO jobs (tenant, job_id, type, metadata, status, created_at, updated_at, user_id, runner_type,
                   external_id)
-SELECT src.tenant, src.job_id, src.type, src.metadata, %(status)s::job_status, now(), now(), src.user_id,
+SELECT src.tenant, src.job_id, src.type, src.metadata, $STATUS, now(), now(), src.user_id,
        %(runner_type)s::varchar, CASE WHEN %(runner_type)s::varchar = $RUNNER_PGBOSS THEN src.job_id::text END
 FROM src
 """
-)
+INSERT_JOBS_SQL = render_sql(_INSERT_JOBS.replace("$STATUS", "%(status)s::job_status"))
+
+#: As INSERT_JOBS_SQL, each row with its own status (`src.status`): a workflow's first steps are `queued`, the
+#: ones waiting for dependencies `pending`.
+INSERT_STEPS_SQL = render_sql(_INSERT_JOBS.replace("$STATUS", "src.status::job_status"))
 
 
 def build_metadata(
@@ -134,7 +137,8 @@ started AS (
             || CASE WHEN j.metadata ? 'startedAt' THEN '{}'::jsonb ELSE jsonb_build_object('startedAt', now()) END
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
-    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data
+    RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data,
+              j.metadata ->> 'traceparent' AS traceparent, j.metadata ->> 'tracestate' AS tracestate
 ),
 started_step AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
@@ -298,34 +302,62 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     return _execute(sql, params, cursor)
 
 
+#: Workflow steps whose last dependency completed (`ready_steps` rows: tenant, job_id) go from `pending`
+#: (waiting) to `queued`.
+RELEASED_SQL = """,
+released_jobs AS (
+    UPDATE jobs j SET status = 'queued', updated_at = now()
+    FROM ready_steps r
+    WHERE j.tenant = r.tenant AND j.job_id = r.job_id AND j.status = 'pending'
+    RETURNING j.job_id
+)
+"""
+
+#: Jobs cancelled before any attempt began (`unstarted` rows: tenant, job_id, reason, cause uuid or NULL, the
+#: dependency that caused it, cancelled_by text or NULL, who asked). Only a record not yet final changes, so a
+#: job is recorded cancelled once.
+CANCELLED_UNSTARTED_SQL = """,
+cancelled_jobs AS (
+    UPDATE jobs j SET status = 'cancelled', updated_at = now(),
+        metadata = coalesce(j.metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
+            || CASE WHEN u.reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelReason', u.reason) END
+            || CASE WHEN u.cause IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelledByJob', u.cause) END
+            || CASE WHEN u.cancelled_by IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('cancelledBy', u.cancelled_by) END
+    FROM unstarted u
+    WHERE j.tenant = u.tenant AND j.job_id = u.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING j.tenant, j.job_id, u.reason, u.cancelled_by, coalesce((j.metadata ->> 'attempts')::int, 0) AS attempts
+),
+cancelled_steps AS (
+    INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
+                             metadata)
+    SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
+           jsonb_build_object('reason', reason)
+               || CASE WHEN cancelled_by IS NULL THEN '{}'::jsonb
+                       ELSE jsonb_build_object('cancelledBy', cancelled_by) END,
+           now(), greatest(attempts - 1, 0), '{}'::jsonb
+    FROM cancelled_jobs
+)
+"""
+
+
 def record_cancelled_unstarted(
     tenant: uuid.UUID,
     job_id: uuid.UUID,
     *,
     reason: str | None,
+    cause: uuid.UUID | str | None = None,
     cancelled_by: str | None = None,
     cursor=None,
 ) -> int:
-    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled."""
+    """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled. `cause`:
+    the workflow dependency whose failure cancelled it; `cancelled_by`: who asked."""
     return _execute(
-        """WITH c AS (
-               UPDATE jobs SET status = 'cancelled', updated_at = now(),
-                   metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
-                       || jsonb_strip_nulls(jsonb_build_object('cancelReason', %(reason)s::text,
-                                                               'cancelledBy', %(cancelled_by)s::text))
-               WHERE tenant = %(tenant)s AND job_id = %(job_id)s
-                 AND status NOT IN ('completed', 'failed', 'cancelled')
-               RETURNING tenant, job_id, coalesce((metadata ->> 'attempts')::int, 0) AS attempts
-           ), s AS (
-               INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
-                                        retry_count, metadata)
-               SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
-                      jsonb_build_object('reason', %(reason)s::text)
-                          || jsonb_strip_nulls(jsonb_build_object('cancelledBy', %(cancelled_by)s::text)),
-                      now(), greatest(attempts - 1, 0), '{}'::jsonb FROM c
-           )
-           SELECT count(*) FROM c""",
-        {"tenant": tenant, "job_id": job_id, "reason": reason, "cancelled_by": cancelled_by},
+        "WITH unstarted AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id,"
+        " %(reason)s::text AS reason, %(cause)s::uuid AS cause, %(cancelled_by)s::text AS cancelled_by)"
+        + CANCELLED_UNSTARTED_SQL
+        + "SELECT count(*) FROM cancelled_jobs",
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cause": cause, "cancelled_by": cancelled_by},
         cursor,
     )
 
@@ -343,6 +375,41 @@ def record_cancel_requested(
            WHERE tenant = %(tenant)s AND job_id = %(job_id)s
              AND status NOT IN ('completed', 'failed', 'cancelled')""",
         {"tenant": tenant, "job_id": job_id, "reason": reason, "cancelled_by": cancelled_by},
+        cursor,
+    )
+
+
+def record_resumed(
+    tenant: uuid.UUID,
+    job_ids: Sequence[uuid.UUID],
+    *,
+    retried: uuid.UUID,
+    retry: uuid.UUID,
+    reason: str,
+    cursor=None,
+) -> int:
+    """Workflow steps cancelled because of a dependency wait again (`pending`) after that dependency was
+    retried: their cancellation is lifted, `dependsOn` names the retry instead of the retried job, and an
+    `execution_resumed` step says why."""
+    return _execute(
+        """WITH r AS (
+               UPDATE jobs SET status = 'pending', updated_at = now(),
+                   metadata = (metadata - 'completedAt' - 'cancelReason' - 'cancelledByJob')
+                       || jsonb_build_object('dependsOn', coalesce((
+                              SELECT jsonb_agg(CASE WHEN d = %(retried)s::text THEN %(retry)s::text ELSE d END)
+                              FROM jsonb_array_elements_text(metadata -> 'dependsOn') AS d), '[]'::jsonb))
+               WHERE tenant = %(tenant)s AND job_id = ANY(%(ids)s::uuid[]) AND status = 'cancelled'
+               RETURNING tenant, job_id
+           ), s AS (
+               INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at,
+                                        retry_count, metadata)
+               SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_resumed', 'pending',
+                      jsonb_build_object('reason', %(reason)s::text, 'retryOf', %(retried)s::text,
+                                         'retry', %(retry)s::text), now(), 0, '{}'::jsonb
+               FROM r
+           )
+           SELECT count(*) FROM r""",
+        {"tenant": tenant, "ids": list(job_ids), "retried": retried, "retry": retry, "reason": reason},
         cursor,
     )
 

@@ -1,4 +1,4 @@
-"""The history table's filter form (django-filter): status, type, runner, time ranges and id search.
+"""The history table's filter form (django-filter): status, type, runner, workflow, time ranges and id search.
 
 Every filter narrows a queryset that is already scoped to the viewer's tenant; none of them can widen it.
 """
@@ -44,6 +44,7 @@ class JobFilter(django_filters.FilterSet):
         empty_label="Any",
         label="Runner",
     )
+    workflow = django_filters.UUIDFilter(method="filter_workflow", label="Workflow id")
     created_after = django_filters.DateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created from", widget=DateTimeLocalInput()
     )
@@ -71,6 +72,10 @@ class JobFilter(django_filters.FilterSet):
         if job_id is not None:
             match |= Q(job_id=job_id)
         return queryset.filter(match)
+
+    def filter_workflow(self, queryset: QuerySet[Job], name: str, value) -> QuerySet[Job]:
+        """The steps of one workflow (the partial index on `metadata->>'workflowId'`)."""
+        return queryset.in_workflow(value)
 
     def filter_status(self, queryset: QuerySet[Job], name: str, value: str) -> QuerySet[Job]:
         if value in STATUS_GROUPS:

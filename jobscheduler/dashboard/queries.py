@@ -82,3 +82,16 @@ def steps(job: Job) -> QuerySet[JobDetail]:
     return JobDetail.objects.filter(tenant=job.tenant, job_id=job.job_id).order_by(
         "processed_at", "detail_id"
     )
+
+
+def workflow_for_tenant(tenant: uuid.UUID | None, workflow_id: uuid.UUID) -> Any:
+    """The workflow row and its steps' `jobs` rows, in the order they were added; None outside the tenant."""
+    from ..models import Workflow
+
+    if tenant is None:
+        return None
+    row = Workflow.objects.filter(tenant=tenant, pk=workflow_id).first()
+    if row is None:
+        return None
+    steps = Job.objects.filter(tenant=tenant).in_workflow(workflow_id).order_by("created_at", "job_id")
+    return row, list(steps)

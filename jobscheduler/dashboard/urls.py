@@ -21,4 +21,6 @@ urlpatterns = [
     ),
     path("workers/", views.WorkersView.as_view(), name="workers"),
     path("health/", views.HealthView.as_view(), name="health"),
+    path("audit/", views.AuditView.as_view(), name="audit"),
+    path("workflows/<uuid:workflow_id>/", views.WorkflowDetailView.as_view(), name="workflow-detail"),
 ]

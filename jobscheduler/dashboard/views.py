@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -22,19 +23,23 @@ from django.views import View
 from django.views.generic import TemplateView
 from django_tables2 import LazyPaginator, RequestConfig
 
+from .. import audit
+from ..audit import Actor
 from ..conf import setting
-from ..exceptions import RunnerUnavailable
+from ..exceptions import RunnerUnavailable, StepNotRetryable
 from ..ids import parse_uuid
-from ..models import Job, JobStatus, Schedule, Worker
+from ..models import AuditSource, Job, JobStatus, Schedule, Worker
 from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
 from ..runners.factory import JobRunnerFactory
 from ..runners.health import health_report
 from ..states import RunnerType
+from ..workflows import workflow_status_from_rows
 from . import actions, metrics, queries
 from .charts import bar_chart
 from .filters import JobFilter
 from .formatting import error_line, format_duration, meta_time
+from .graph import layout
 from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
 from .scope import (
@@ -49,6 +54,9 @@ from .scope import (
 from .tables import JobTable
 
 PER_PAGE_CHOICES = (25, 50, 100)
+AUDIT_PER_PAGE = 50
+#: The job page shows this job's latest operator actions (the audit page has them all).
+AUDIT_ON_JOB_PAGE = 20
 
 
 class TenantScopedMixin:
@@ -176,9 +184,12 @@ class JobDetailView(DashboardMixin, TemplateView):
             metadata_json=pretty_json(own_metadata, keep=BOOKKEEPING_KEYS),
             schedule=_schedule_of(self.tenant, schedule_id),
             retry_of=meta.get("retryOf"),
+            workflow_id=meta.get("workflowId"),
+            depends_on=meta.get("dependsOn") or [],
             can_cancel=self.request.user.has_perm(CANCEL_PERMISSION) and not job.is_finished,
             can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
             is_live=not job.is_finished,
+            audit_entries=list(audit.for_job(self.tenant, job.job_id)[:AUDIT_ON_JOB_PAGE]),
             record_behind=_record_behind(job),
         )
         return context
@@ -198,6 +209,29 @@ def _record_behind(job: Job) -> bool:
     except RunnerUnavailable:
         return False
     return bool(status and status.metadata.get(RECORD_BEHIND))
+
+
+class WorkflowDetailView(DashboardMixin, TemplateView):
+    """A workflow's graph (plain SVG, each step coloured by its status and linked to its job page) and steps."""
+
+    template_name = "jobscheduler/workflow_detail.html"
+    section = "history"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        found = queries.workflow_for_tenant(self.tenant, kwargs["workflow_id"])
+        if found is None:
+            raise Http404("No such workflow")
+        row, jobs = found
+        status = workflow_status_from_rows(str(row.id), row.name, jobs)
+        context.update(
+            workflow=row,
+            status=status,
+            graph=layout(status.steps),
+            steps=status.steps,
+            is_live=status.status == JobStatus.PROCESSING,
+        )
+        return context
 
 
 class SchedulesView(DashboardMixin, TemplateView):
@@ -222,6 +256,19 @@ class SchedulesView(DashboardMixin, TemplateView):
             rows=[(s, last_jobs.get(s.last_job_id)) for s in schedules],
             can_change=self.request.user.has_perm(SCHEDULE_PERMISSION),
         )
+        return context
+
+
+class AuditView(DashboardMixin, TemplateView):
+    """The tenant's operator actions, newest first."""
+
+    template_name = "jobscheduler/audit.html"
+    section = "audit"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        paginator = Paginator(audit.for_tenant(self.tenant), AUDIT_PER_PAGE)
+        context["page"] = paginator.get_page(self.request.GET.get("page"))
         return context
 
 
@@ -283,6 +330,10 @@ class ActionView(DashboardMixin, View):
             target = fallback
         return HttpResponseRedirect(target)
 
+    @property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request, AuditSource.DASHBOARD)
+
     def get_job(self, job_id: uuid.UUID) -> Job:
         job = queries.job_for_tenant(self.tenant, job_id)
         if job is None:
@@ -299,7 +350,7 @@ class CancelJobView(ActionView):
             messages.warning(request, f"Job {job.job_id} had already finished ({job.status}).")
             return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
         try:
-            cancelled = actions.cancel(job, cancelled_by=request.user.get_username())
+            cancelled = actions.cancel(job, actor=self.actor)
         except RunnerUnavailable as exc:
             messages.error(request, f"Job {job.job_id} could not be cancelled: {exc}")
         else:
@@ -315,7 +366,11 @@ class RetryJobView(ActionView):
 
     def post(self, request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         job = self.get_job(job_id)
-        new_id = actions.retry(job)
+        try:
+            new_id = actions.retry(job, actor=self.actor)
+        except StepNotRetryable as exc:
+            messages.error(request, str(exc))
+            return self.redirect_back(reverse("jobscheduler:job-detail", args=[job.job_id]))
         if new_id is None:
             messages.warning(
                 request, f"Job {job.job_id} is still running; only finished jobs can be retried."
@@ -347,12 +402,12 @@ class BulkActionView(ActionView):
             messages.warning(request, "No jobs selected.")
             return self.redirect_back(fallback)
         if action == "cancel":
-            outcome = actions.cancel_many(jobs, cancelled_by=request.user.get_username())
+            outcome = actions.cancel_many(jobs, actor=self.actor)
             messages.success(request, f"Cancelled {outcome.done} job(s); {outcome.skipped} already finished.")
             if outcome.unreachable:
                 messages.error(request, outcome.unreachable_message())
         else:
-            outcome = actions.retry_many(jobs)
+            outcome = actions.retry_many(jobs, actor=self.actor)
             messages.success(request, f"Retried {outcome.done} job(s); {outcome.skipped} not finished.")
         return self.redirect_back(fallback)
 
@@ -375,12 +430,12 @@ class ScheduleActionView(ActionView):
     def act(self, schedule: Schedule, action: str) -> None:
         request = self.request
         if action in ("pause", "resume"):
-            actions.set_paused(schedule, action == "pause")
+            actions.set_paused(schedule, action == "pause", actor=self.actor)
             messages.success(
                 request, f"Schedule {schedule.key} {'paused' if action == 'pause' else 'resumed'}."
             )
         elif action == "run":
-            new_id = actions.run_now(schedule)
+            new_id = actions.run_now(schedule, actor=self.actor)
             if new_id is None:
                 messages.error(request, f"Schedule {schedule.key} could not be run.")
             else:

@@ -22,6 +22,7 @@ import psycopg
 
 from .. import tracking
 from ..states import Outcome
+from ..telemetry import metrics
 from . import sql
 from .connection import open_connection
 from .execution import Attempt, apply_write, finish_statement_params
@@ -121,6 +122,13 @@ class Completer(threading.Thread):
                         },
                     )
                     continue
+                metrics.observe_end(
+                    queue=attempt.name,
+                    job_type=attempt.name,
+                    tenant=attempt.tenant,
+                    outcome=outcome.outcome,
+                    duration_seconds=attempt.ended - attempt.started,
+                )
                 if outcome.outcome in COUNTED_AS:
                     self.counts[COUNTED_AS[outcome.outcome]] += 1
                 if outcome.outcome == Outcome.RETRY and outcome.retry_delay_ms is not None:

@@ -27,7 +27,7 @@ def connect_params(alias: str = "default") -> dict:
         params.pop(key, None)
     # Prepared statements make the hot statements cheaper; a transaction-mode pooler (poll-only mode) cannot
     # keep them across transactions.
-    params["prepare_threshold"] = 1 if setting("USE_LISTEN_NOTIFY") else None
+    params["prepare_threshold"] = None if behind_transaction_pooler() else 1
     params.setdefault("connect_timeout", 10)
     params["application_name"] = "jobscheduler-worker"
     return params
@@ -41,11 +41,22 @@ def connect_params(alias: str = "default") -> dict:
 KEYED_ACCESS_ONLY = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET jit = off"
 
 
+def behind_transaction_pooler() -> bool:
+    """Poll-only mode (USE_LISTEN_NOTIFY off) is the mode for a transaction-mode pooler (PgBouncer): each
+    transaction may run on another server connection, so nothing may rely on session state."""
+    return not setting("USE_LISTEN_NOTIFY")
+
+
 def open_connection(alias: str = "default", *, autocommit: bool = True) -> psycopg.Connection:
+    """A worker connection. Its session settings are skipped behind a transaction pooler: there a `SET` lands
+    on whichever server connection runs it and stays there for the pooler's other clients (the site's web
+    requests would inherit enable_seqscan = off). The time zone is the exception: PgBouncer tracks it per
+    client and replays it on every server connection it assigns."""
     conn = psycopg.connect(**connect_params(alias), autocommit=autocommit)
     conn.execute("SET TIME ZONE 'UTC'")
-    for statement in KEYED_ACCESS_ONLY.split("; "):
-        conn.execute(statement)
+    if not behind_transaction_pooler():
+        for statement in KEYED_ACCESS_ONLY.split("; "):
+            conn.execute(statement)
     return conn
 
 
@@ -118,7 +129,7 @@ def django_prepared_cursor(alias: str = "default"):
     Poll-only mode (USE_LISTEN_NOTIFY off, meant for transaction-mode poolers) keeps Django's client-side cursor,
     since prepared statements do not survive a pooler's connection switching."""
     conn = connections[alias]
-    if not setting("USE_LISTEN_NOTIFY"):
+    if behind_transaction_pooler():
         return conn.cursor()
     conn.ensure_connection()
     conn.validate_thread_sharing()

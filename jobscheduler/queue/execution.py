@@ -24,7 +24,8 @@ from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
 from ..outcomes import timeout_message
 from ..registry import JobHandlerRegistry, RetryPolicy
-from ..states import Outcome
+from ..states import Outcome, RunnerType
+from ..telemetry import tracing
 from ..validation import payload_size
 from .writes import HandlerWrite, ProgressWrite, StepWrite
 
@@ -41,6 +42,12 @@ class Attempt:
     token: uuid.UUID
     data: Any
     deadline: float = 0.0
+    #: time.monotonic() when it was claimed, for its run time.
+    started: float = 0.0
+    #: time.monotonic() when its outcome was decided.
+    ended: float = 0.0
+    #: The enqueue's trace context (`traceparent`, `tracestate`), parent of the attempt's span.
+    trace: dict[str, str | None] | None = None
     ctx: QueueJobContext | None = None
     thread: threading.Thread | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -160,7 +167,26 @@ def decode_data(text: str | None, max_bytes: int) -> dict:
 def run_attempt(
     attempt: Attempt, loop_for_thread: Callable[[], asyncio.AbstractEventLoop], max_payload_bytes: int
 ) -> tracking.AttemptOutcome:
-    """Call the handler for one attempt and turn what happened into an outcome."""
+    """Call the handler for one attempt, inside the attempt's span, and turn what happened into an outcome."""
+    with tracing.attempt_span(
+        carrier=attempt.trace,
+        queue=attempt.name,
+        job_type=attempt.name,
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        backend=RunnerType.PGBOSS,
+    ) as span:
+        outcome = _run_handler(attempt, loop_for_thread, max_payload_bytes)
+        tracing.end_attempt(span, outcome.outcome, outcome.error if outcome.outcome in FAILURES else None)
+    return outcome
+
+
+FAILURES = (Outcome.FAILED, Outcome.RETRY)
+
+
+def _run_handler(
+    attempt: Attempt, loop_for_thread: Callable[[], asyncio.AbstractEventLoop], max_payload_bytes: int
+) -> tracking.AttemptOutcome:
     try:
         spec = JobHandlerRegistry.get(attempt.name)
         attempt.data = decode_data(attempt.data, max_payload_bytes)

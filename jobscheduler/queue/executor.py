@@ -16,6 +16,7 @@ import ctypes
 import logging
 import queue
 import threading
+import time
 import uuid
 
 from django.db import connections
@@ -93,6 +94,7 @@ class Executor:
             if attempt.done:
                 return False
             attempt.done = True
+            attempt.ended = time.monotonic()
             attempt.lost = give_up_thread
         self.completer.add(attempt, outcome)
         with self._lock:

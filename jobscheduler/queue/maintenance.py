@@ -18,7 +18,9 @@ from ..conf import setting
 from ..exceptions import InvalidSchedule
 from ..ids import new_id
 from ..registry import JobHandlerRegistry
+from ..telemetry import metrics
 from . import sql
+from .connection import behind_transaction_pooler
 from .cron import next_tick
 from .enqueue import enqueue
 from .periodic import PeriodicThread
@@ -54,8 +56,11 @@ class Maintenance(PeriodicThread):
 
 
 def _limit_idle_transactions(conn: psycopg.Connection) -> None:
-    # A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long.
-    conn.execute("SET idle_in_transaction_session_timeout = '5s'")
+    """A worker frozen mid-transaction (SIGSTOP) must not hold the lock or row locks for long. Behind a
+    transaction pooler the session setting would stay on a shared server connection (and end the site's own
+    idle transactions): there the pooler's `idle_transaction_timeout` does this job (docs/operations.md)."""
+    if not behind_transaction_pooler():
+        conn.execute("SET idle_in_transaction_session_timeout = '5s'")
 
 
 def run_pass(conn: psycopg.Connection, *, scheduler: bool = True, prune: bool = True) -> dict[str, int]:
@@ -83,6 +88,7 @@ def prune_history(conn: psycopg.Connection, days: int) -> int:
         total += deleted
         if deleted < PRUNE_BATCH:
             break
+    conn.execute(sql.PRUNE_WORKFLOWS, {"days": days})
     return total
 
 
@@ -97,6 +103,7 @@ def rescue(conn: psycopg.Connection) -> int:
                 outcome,
                 extra={"action": "rescue", "job_id": str(job_id), "outcome": outcome},
             )
+            metrics.observe_rescued(outcome)
         total += len(rows)
         if len(rows) < RESCUE_BATCH:
             return total

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import threading
 
+from ..telemetry import metrics
 from . import sql
 from .connection import WorkerConnection
 from .execution import Attempt
@@ -80,6 +81,8 @@ class Producer:
             while self._retry_wakes and self._retry_wakes[0] <= now:
                 heapq.heappop(self._retry_wakes)
         self.maybe_ready = len(rows) == limit
+        for _job_id, tenant, name, _attempt, _max, _token, _data, lag, *_trace in rows:
+            metrics.observe_start(queue=name, job_type=name, tenant=tenant, lag_seconds=lag)
         return [
             Attempt(
                 job_id=job_id,
@@ -89,8 +92,10 @@ class Producer:
                 max_attempts=max_attempts,
                 token=token,
                 data=data,
+                started=now,
+                trace={"traceparent": traceparent, "tracestate": tracestate},
             )
-            for job_id, tenant, name, attempt_no, max_attempts, token, data in rows
+            for job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate in rows
         ]
 
     def note_ready(self) -> None:

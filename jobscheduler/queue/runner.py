@@ -21,9 +21,18 @@ from ..ids import new_id, parse_uuid
 from ..models import Schedule
 from ..outcomes import DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
-from ..runners.base import HandOver, JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_status
+from ..runners.base import (
+    HandOver,
+    JobRunner,
+    JobStatusInfo,
+    ScheduleJobResult,
+    UnservedQueue,
+    load_status,
+)
 from ..states import RunnerType
-from . import sql
+from ..telemetry import tracing
+from ..workflows import Workflow, WorkflowResult, plan
+from . import sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
 from .enqueue import enqueue
@@ -82,12 +91,29 @@ class PgBossJobRunner(JobRunner):
         run_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[ScheduleJobResult]:
-        """Enqueue many jobs of one name in one round trip; all are validated before any is written."""
+        """Enqueue many jobs of one name in one round trip; all are validated before any is written. One
+        enqueue span covers the batch; every job carries its context."""
+        with tracing.enqueue_span(
+            queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS, count=len(items)
+        ) as (trace, _span):
+            return self._write_many(job_name, items, tenant_id, user_id, priority, run_at, metadata, trace)
+
+    def _write_many(
+        self,
+        job_name: str,
+        items: Sequence[dict[str, Any]],
+        tenant_id: Any,
+        user_id: Any,
+        priority: int,
+        run_at: datetime | None,
+        metadata: dict[str, Any] | None,
+        trace: dict[str, str],
+    ) -> list[ScheduleJobResult]:
         spec = JobHandlerRegistry.get(job_name)
         if run_at is not None:
             validation.check_run_at(run_at)
         priority = validation.check_priority(priority)
-        extra = validation.encode_metadata(metadata)
+        extra = {**validation.encode_metadata(metadata), **trace}
         user = validation.resolve_user(user_id)
         tenants, metas = [], []
         for data in items:
@@ -119,6 +145,38 @@ class PgBossJobRunner(JobRunner):
         *,
         schedule_id: uuid.UUID | None = None,
     ) -> ScheduleJobResult:
+        with tracing.enqueue_span(queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS) as (
+            trace,
+            span,
+        ):
+            result = self._write_one(
+                job_name,
+                data,
+                run_at,
+                tenant_id,
+                user_id,
+                singleton_key,
+                priority,
+                metadata,
+                schedule_id,
+                trace,
+            )
+            tracing.set_job_id(span, result.job_id)
+            return result
+
+    def _write_one(
+        self,
+        job_name: str,
+        data: Any,
+        run_at: datetime | None,
+        tenant_id: Any,
+        user_id: Any,
+        singleton_key: str | None,
+        priority: int,
+        metadata: dict[str, Any] | None,
+        schedule_id: uuid.UUID | None,
+        trace: dict[str, str],
+    ) -> ScheduleJobResult:
         spec = JobHandlerRegistry.get(job_name)
         text = validation.encode_data(data)
         tenant = validation.resolve_tenant(tenant_id, data)
@@ -127,7 +185,7 @@ class PgBossJobRunner(JobRunner):
         singleton_key = validation.check_singleton_key(singleton_key)
         meta = tracking.build_metadata(
             text,
-            extra=validation.encode_metadata(metadata),
+            extra={**validation.encode_metadata(metadata), **trace},
             max_attempts=spec.retry.max_attempts,
             priority=priority,
             singleton_key=singleton_key,
@@ -294,6 +352,27 @@ class PgBossJobRunner(JobRunner):
             {**schedule.metadata, "scheduleKey": schedule.key, "triggeredManually": True},
             schedule_id=schedule.id,
         )
+
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Every step, edge and record in one statement on Django's connection: inside `transaction.atomic()`
+        the workflow exists if and only if the transaction commits."""
+        planned = plan(workflow)
+        workflows.enqueue_workflow(planned)
+        return WorkflowResult(
+            workflow_id=str(planned.workflow_id), job_ids=[str(s.job_id) for s in planned.steps]
+        )
+
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return False
+        return workflows.cancel_workflow(wid, tenant) > 0
+
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
+        retry_id = workflows.retry_step(job)
+        return ScheduleJobResult(job_id=str(retry_id), external_id=str(retry_id))
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 

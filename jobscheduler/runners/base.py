@@ -17,6 +17,7 @@ from ..ids import parse_uuid
 from ..states import RunnerType
 from ..tracking import NewJob
 from ..validation import system_metadata
+from ..workflows import Workflow, WorkflowResult, WorkflowStatus, workflow_status_from_rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,11 +229,45 @@ class JobRunner(abc.ABC):
             return None
         return Schedule.objects.filter(pk=sid, tenant=tenant, runner_type=self.runner_type).first()
 
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Validate and schedule every step of `workflow` (see jobscheduler.workflows); nothing is written when
+        it is invalid. The rows join the caller's transaction (Temporal starts the workflow after the commit)."""
+
+    @abc.abstractmethod
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        """Cancel every unfinished step of this tenant's workflow; False when there is none."""
+
+    @abc.abstractmethod
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
+        """Retry a finished step of a workflow as a new job of it and resume the steps its failure cancelled."""
+
+    def get_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
+        """The workflow and each step's status, from the record (the same on both backends); None when this
+        tenant has no such workflow."""
+        from ..models import Job
+        from ..models import Workflow as WorkflowRow
+
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return None
+        row = WorkflowRow.objects.filter(pk=wid, tenant=tenant).first()
+        if row is None:
+            return None
+        jobs = Job.objects.filter(tenant=tenant).in_workflow(wid).order_by("created_at", "job_id")
+        return workflow_status_from_rows(str(wid), row.name, list(jobs))
+
     def retry_job(self, job_id: Any, tenant_id: Any) -> ScheduleJobResult | None:
-        """Re-enqueue a finished job's payload as a new job; None when the job is unknown or not finished."""
+        """Re-enqueue a finished job's payload as a new job; None when the job is unknown or not finished.
+
+        A workflow step's retry joins its workflow and resumes the steps its failure cancelled."""
         job = load_job(job_id, tenant_id)
         if job is None or not job.is_finished:
             return None
+        if job.meta.get("workflowId"):
+            return self._retry_workflow_step(job)
         data = job.meta.get("data")
         with system_metadata():
             return self.schedule_job(
@@ -269,6 +304,15 @@ class JobRunner(abc.ABC):
 
     async def ais_healthy(self) -> bool:
         return await sync_to_async(self.is_healthy)()
+
+    async def aschedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        return await sync_to_async(self.schedule_workflow)(workflow)
+
+    async def aget_workflow_status(self, workflow_id: Any, tenant_id: Any) -> WorkflowStatus | None:
+        return await sync_to_async(self.get_workflow_status)(workflow_id, tenant_id)
+
+    async def acancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        return await sync_to_async(self.cancel_workflow)(workflow_id, tenant_id)
 
 
 def _parse_time(value: Any) -> datetime | None:

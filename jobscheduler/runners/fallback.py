@@ -18,6 +18,7 @@ from typing import Any
 
 from ..ids import parse_uuid
 from ..states import RunnerType
+from ..workflows import Workflow, WorkflowResult
 from .base import JobRunner, JobStatusInfo, ScheduleJobResult, UnservedQueue, load_job
 
 
@@ -124,6 +125,24 @@ class FallbackJobRunner(JobRunner):
 
     def _schedule_run_now(self, schedule: Any) -> ScheduleJobResult:
         return self.backend(schedule.runner_type)._schedule_run_now(schedule)
+
+    # -- workflows: on Temporal (a workflow is not handed to pgboss step by step), then by the recorded backend --
+
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        return self.temporal.schedule_workflow(workflow)
+
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        return self._of_workflow(workflow_id, tenant_id).cancel_workflow(workflow_id, tenant_id)
+
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
+        return self.backend(job.runner_type)._retry_workflow_step(job)
+
+    def _of_workflow(self, workflow_id: Any, tenant_id: Any) -> JobRunner:
+        from ..models import Workflow as WorkflowRow
+
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        row = WorkflowRow.objects.filter(pk=wid, tenant=tenant).first() if wid and tenant else None
+        return self.backend(row.runner_type) if row is not None else self.temporal
 
     def is_reachable(self) -> bool:
         """Temporal answers, or (while jobs fall back to it) pgboss does: a degraded site still runs its jobs,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import threading
 import time
@@ -35,7 +37,8 @@ from ..context import JobContext, activate, deactivate
 from ..exceptions import JobCancelled, JobHandlerNotFound, JobTimeout
 from ..ids import new_id
 from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
-from ..states import Outcome
+from ..states import Outcome, RunnerType
+from ..telemetry import metrics, tracing
 from . import records
 from .inputs import (
     ACTIVITY_ATTEMPT,
@@ -43,6 +46,7 @@ from .inputs import (
     ACTIVITY_FINALIZE,
     ACTIVITY_RECORD,
     ACTIVITY_RUN,
+    ACTIVITY_STEP_QUEUED,
     RECORD_UNAVAILABLE,
     SIGNAL_PROGRESS,
     AttemptInput,
@@ -51,6 +55,7 @@ from .inputs import (
     FinalizeInput,
     RecordInput,
     RetrySpec,
+    StepQueuedInput,
     WriteKind,
 )
 
@@ -227,6 +232,8 @@ class _Attempt:
         self.job_id = uuid.UUID(req.job_id)
         self.policy = _policy(req.retry)
         self.result: Any = None
+        #: time.monotonic() at the attempt's start, for its run time.
+        self.started = time.monotonic()
 
     def completed(self, result: Any) -> tracking.AttemptOutcome:
         self.result = outcomes.result_value(result)
@@ -279,7 +286,14 @@ class JobActivities:
         self._db_pool = ThreadPoolExecutor(self._db_threads, thread_name_prefix="jobscheduler-db")
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.create_scheduled_job, self.run_job, self.run_attempt, self.finalize_job, self.record]
+        return [
+            self.create_scheduled_job,
+            self.run_job,
+            self.run_attempt,
+            self.finalize_job,
+            self.record,
+            self.workflow_step_queued,
+        ]
 
     def close(self) -> None:
         close_pool(self._handlers, self._handler_threads)
@@ -307,6 +321,10 @@ class JobActivities:
     async def record(self, req: RecordInput) -> bool:
         """Bookkeeping for the workflow; it fails while the database is away, and Temporal tries it again."""
         return await self._bookkeeping(records.catch_up, req)
+
+    @activity.defn(name=ACTIVITY_STEP_QUEUED)
+    async def workflow_step_queued(self, req: StepQueuedInput) -> None:
+        await self._bookkeeping(records.step_queued, req)
 
     async def _bookkeeping(self, fn: Callable[..., T], *args: Any) -> T:
         """A record write for the workflow. While the database is away the failure is expected and retried by
@@ -347,27 +365,45 @@ class JobActivities:
         beat = asyncio.create_task(_heartbeat(progress, req.heartbeat_timeout_ms / 4000))
         self.running.add(req.job_id)
         try:
-            data = await self._begin(attempt)
-            if data is None:  # cancelled before this attempt began, or the record is gone: nothing to run
+            begun = await self._begin(attempt)
+            if begun is None:  # cancelled before this attempt began, or the record is gone: nothing to run
                 return AttemptReport(outcome=None) if attempt.reports else None
-            buffer = RecordBuffer(
-                lambda writes: self._db_sync(
-                    records.write_now, attempt.tenant, attempt.job_id, attempt.number, writes
-                ),
-                req.job_id,
-            )
-            spec = JobHandlerRegistry.find(req.job_name)
-            if spec is None:
-                error = JobHandlerNotFound(req.job_name)
-                end = attempt.failed(error, retryable=False, with_traceback=False)
-            else:
-                end = await self._call(attempt, spec, buffer, data, progress)
-            return await self._settle(attempt, buffer, end)
+            data, meta = begun
+            info = activity.info()
+            with tracing.attempt_span(
+                carrier=meta,
+                queue=info.task_queue,
+                job_type=req.job_name,
+                job_id=req.job_id,
+                attempt=attempt.number,
+                backend=RunnerType.TEMPORAL,
+            ) as span:
+                metrics.observe_start(
+                    queue=info.task_queue,
+                    job_type=req.job_name,
+                    tenant=req.tenant,
+                    lag_seconds=(info.started_time - info.current_attempt_scheduled_time).total_seconds(),
+                )
+                buffer = RecordBuffer(
+                    lambda writes: self._db_sync(
+                        records.write_now, attempt.tenant, attempt.job_id, attempt.number, writes
+                    ),
+                    req.job_id,
+                )
+                spec = JobHandlerRegistry.find(req.job_name)
+                if spec is None:
+                    error = JobHandlerNotFound(req.job_name)
+                    end = attempt.failed(error, retryable=False, with_traceback=False)
+                else:
+                    end = await self._call(attempt, spec, buffer, data, progress)
+                failed = end.outcome in (Outcome.FAILED, Outcome.RETRY)
+                tracing.end_attempt(span, end.outcome, end.error if failed else None)
+                return await self._settle(attempt, buffer, end)
         finally:
             self.running.discard(req.job_id)
             beat.cancel()
 
-    async def _begin(self, attempt: _Attempt) -> dict[str, Any] | None:
+    async def _begin(self, attempt: _Attempt) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Record the attempt's start; the handler never runs unrecorded. `run_attempt`: a database that does not
         answer in time fails the attempt as RecordUnavailable, which the workflow does not count as an attempt."""
         req = attempt.req
@@ -414,7 +450,9 @@ class JobActivities:
             data=data,
         )
         timeout_s = req.timeout_ms / 1000
-        running = loop.run_in_executor(self._handlers, _call_handler, spec, ctx, timeout_s)
+        # In a copy of this context, so the handler's own spans are children of the attempt's span.
+        in_context = functools.partial(contextvars.copy_context().run, _call_handler, spec, ctx, timeout_s)
+        running = loop.run_in_executor(self._handlers, in_context)
         return await self._wait_for_handler(attempt, ctx, running, timeout_s)
 
     async def _wait_for_handler(
@@ -476,8 +514,10 @@ class JobActivities:
                 None if cancelled else end,
             )
             try:
-                await _despite_cancel(settle, RECORD_TIMEOUT_SECONDS)
+                took_end = await _despite_cancel(settle, RECORD_TIMEOUT_SECONDS)
                 writes = []
+                if took_end or cancelled:  # a cancelled end goes to the record through the workflow at once
+                    self._count(attempt, end)
             except (*DATABASE_UNREACHABLE, TimeoutError) as exc:
                 logger.warning(
                     "Job %s attempt %d ended %s; the record is unreachable (%s): the workflow records it",
@@ -497,13 +537,25 @@ class JobActivities:
                 type=end.error_type or JobCancelled.__name__,
                 non_retryable=True,
             )
-        await self.db(records.settle_attempt, attempt.tenant, attempt.job_id, attempt.number, writes, end)
+        if await self.db(records.settle_attempt, attempt.tenant, attempt.job_id, attempt.number, writes, end):
+            self._count(attempt, end)
         if cancelled:
             raise asyncio.CancelledError()
         if end.outcome == Outcome.COMPLETED:
             return attempt.result
         raise ApplicationError(
             end.error or "", type=end.error_type, non_retryable=end.outcome != Outcome.RETRY
+        )
+
+    def _count(self, attempt: _Attempt, end: tracking.AttemptOutcome) -> None:
+        """Count a recorded end in this worker's metrics (an end the workflow records after a database outage
+        is not counted: it is recorded elsewhere, later)."""
+        metrics.observe_end(
+            queue=activity.info().task_queue,
+            job_type=attempt.req.job_name,
+            tenant=attempt.req.tenant,
+            outcome=end.outcome,
+            duration_seconds=time.monotonic() - attempt.started,
         )
 
 

@@ -14,6 +14,9 @@ from typing import Any
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
 
 WORKFLOW_NAME = "GenericJobWorkflow"
+#: The orchestrating workflow of a `Workflow`: each step a GenericJobWorkflow child.
+GRAPH_WORKFLOW_NAME = "JobWorkflowGraph"
+SIGNAL_CANCEL_WORKFLOW = "cancelWorkflow"
 SIGNAL_CANCEL = "cancelJob"
 SIGNAL_PROGRESS = "updateProgress"
 QUERY_STATE = "getJobState"
@@ -23,6 +26,7 @@ ACTIVITY_CREATE = "jobscheduler.create_scheduled_job"
 #: record write had to succeed inside it).
 ACTIVITY_RUN = "jobscheduler.run_job"
 ACTIVITY_FINALIZE = "jobscheduler.finalize_job"
+ACTIVITY_STEP_QUEUED = "jobscheduler.workflow_step_queued"
 #: One handler attempt, tried once; the workflow decides retries and records what the attempt could not.
 ACTIVITY_ATTEMPT = "jobscheduler.run_attempt"
 #: Bookkeeping: write to the record what an attempt could not (or what the workflow itself learnt).
@@ -199,3 +203,37 @@ class FinalizeInput:
     outcome: str
     error: str | None = None
     error_type: str | None = None
+    #: A workflow step cancelled because of a dependency: that dependency's job id.
+    cause: str | None = None
+
+
+@dataclass
+class GraphStep:
+    """One step of a workflow: its job (record already written) and the job ids it waits for."""
+
+    job: JobInput
+    depends_on: list[str] = field(default_factory=list)
+    run_after_failure: bool = False
+
+
+@dataclass
+class GraphInput:
+    """The orchestrating workflow's argument. `settled` holds the outcomes of dependencies outside this run (a
+    run resuming a workflow after a retry waits only for its own steps), `names` every dependency's job name."""
+
+    workflow_id: str
+    name: str
+    tenant: str
+    steps: list[GraphStep]
+    settled: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StepQueuedInput:
+    """A step's child workflow started: its record goes from pending to queued with the child's ids."""
+
+    tenant: str
+    job_id: str
+    external_id: str
+    run_id: str | None

@@ -23,7 +23,7 @@ from ..exceptions import AttemptLost, WorkflowClosed
 from ..models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
 from ..runners.base import load_job
 from ..states import Outcome, RunnerType
-from .inputs import CreateInput, FinalizeInput, RecordInput, WriteKind
+from .inputs import CreateInput, FinalizeInput, RecordInput, StepQueuedInput, WriteKind
 
 RUNNER_TYPE = RunnerType.TEMPORAL
 
@@ -70,8 +70,11 @@ def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> 
         Schedule.objects.filter(pk=schedule.pk).update(last_run_at=tick, last_job_id=job_id)
 
 
-def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dict[str, Any] | None:
-    """Record `execution_started` and return the payload; None when the job is gone or already final.
+def begin_attempt(
+    tenant: str, job_id: str, attempt: int, worker_id: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Record `execution_started` and return the payload and the job's metadata (for its trace context);
+    None when the job is gone or already final.
 
     When the previous attempt started but never recorded its end, its worker died or Temporal timed it out:
     that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`. When
@@ -107,7 +110,7 @@ def begin_attempt(tenant: str, job_id: str, attempt: int, worker_id: str) -> dic
         if not (job.status == JobStatus.PROCESSING and job.meta.get("attempts") == attempt):
             tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
         data = job.meta.get("data")
-        return data if isinstance(data, dict) else {}
+        return (data if isinstance(data, dict) else {}), job.meta
 
 
 def _is_running(job: Job, attempt: int) -> bool:
@@ -160,16 +163,15 @@ def settle_attempt(
     attempt: int,
     writes: list[dict[str, Any]],
     end: tracking.AttemptOutcome | None,
-) -> None:
+) -> bool:
     """An attempt's unwritten steps and progress, then its end (None: the workflow records it), in one
-    transaction; the end only while that attempt is the one running."""
+    transaction; the end only while that attempt is the one running. Whether the end was recorded now."""
     with transaction.atomic():
         job = _locked_job(str(tenant), str(job_id))
         if job is None:
-            return
+            return False
         apply_writes(tenant, job_id, attempt, writes)
-        if end is not None and _is_running(job, attempt):
-            tracking.record_finished([end])
+        return end is not None and _is_running(job, attempt) and tracking.record_finished([end]) > 0
 
 
 def end_of(
@@ -229,7 +231,10 @@ def finalize(req: FinalizeInput) -> bool:
         if job is None or job.status in FINAL_STATUSES:
             return False
         if req.outcome == Outcome.CANCELLED and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-            return tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error) > 0
+            return (
+                tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=req.error, cause=req.cause)
+                > 0
+            )
         attempts = int(job.meta.get("attempts") or 0)
         outcome = tracking.AttemptOutcome(
             tenant=job.tenant,
@@ -321,3 +326,10 @@ def cancel_unstarted(job: Job, reason: str | None, cancelled_by: str | None) -> 
         tracking.record_cancelled_unstarted(
             job.tenant, job.job_id, reason=reason or outcomes.DEFAULT_CANCEL_REASON, cancelled_by=cancelled_by
         )
+
+
+def step_queued(req: StepQueuedInput) -> None:
+    """A workflow step's child workflow started (only a still pending record changes)."""
+    tracking.record_queued(
+        uuid.UUID(req.tenant), uuid.UUID(req.job_id), external_id=req.external_id, external_run_id=req.run_id
+    )

@@ -54,8 +54,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from .. import outcomes, tracking, validation
 from ..conf import env_setting, setting
 from ..exceptions import RunnerUnavailable
-from ..ids import new_id
+from ..ids import new_id, parse_uuid
 from ..models import Job, JobStatus, Schedule
+from ..models import Workflow as WorkflowRow
 from ..outcomes import DEFAULT_CANCEL_REASON
 from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
@@ -68,10 +69,22 @@ from ..runners.base import (
     load_job,
     status_from_record,
 )
-from ..states import RunnerType
-from . import records
+from ..states import Outcome, RunnerType
+from ..telemetry import tracing
+from ..workflows import Workflow, WorkflowResult, plan
+from . import records, workflows
 from .client import connect_client
-from .inputs import MEMO_RECORD_BEHIND, SIGNAL_CANCEL, WORKFLOW_NAME, JobInput, RetrySpec
+from .inputs import (
+    GRAPH_WORKFLOW_NAME,
+    MEMO_RECORD_BEHIND,
+    SIGNAL_CANCEL,
+    SIGNAL_CANCEL_WORKFLOW,
+    WORKFLOW_NAME,
+    GraphInput,
+    GraphStep,
+    JobInput,
+    RetrySpec,
+)
 from .loop import EventLoopThread
 
 logger = logging.getLogger("jobscheduler.runners")
@@ -433,13 +446,46 @@ class TemporalJobRunner(JobRunner):
         run_at: datetime | None = None,
         schedule_id: uuid.UUID | None = None,
     ) -> _JobPlan:
-        """Validate everything (nothing is written yet) and decide the job's ids."""
+        """Validate everything (nothing is written yet) and decide the job's ids, inside the enqueue span whose
+        context the job carries (the span covers the plan, not the start call that follows)."""
+        with tracing.enqueue_span(queue=self.task_queue, job_type=job_name, backend=RunnerType.TEMPORAL) as (
+            trace,
+            span,
+        ):
+            plan = self._plan_traced(
+                job_name,
+                data,
+                tenant_id,
+                user_id,
+                singleton_key,
+                priority,
+                metadata,
+                run_at,
+                schedule_id,
+                trace,
+            )
+            tracing.set_job_id(span, plan.new_job.job_id)
+            return plan
+
+    def _plan_traced(
+        self,
+        job_name: str,
+        data: dict[str, Any],
+        tenant_id: Any,
+        user_id: Any,
+        singleton_key: str | None,
+        priority: int,
+        metadata: dict[str, Any] | None,
+        run_at: datetime | None,
+        schedule_id: uuid.UUID | None,
+        trace: dict[str, str],
+    ) -> _JobPlan:
         spec = JobHandlerRegistry.get(job_name)
         data_json = validation.encode_data(data)
         tenant = validation.resolve_tenant(tenant_id, data)
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
-        extra = validation.encode_metadata(metadata)
+        extra = {**validation.encode_metadata(metadata), **trace}
         job_id = new_id()
         meta_json = tracking.build_metadata(
             data_json,
@@ -816,6 +862,143 @@ class TemporalJobRunner(JobRunner):
                 schedule_id=schedule.id,
             )
         )
+
+    # -- workflows ------------------------------------------------------------------------------------------------
+
+    def schedule_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Every step's row `pending` in the caller's transaction; the orchestrating workflow (graph.py) starts
+        after the commit, or at once outside a transaction."""
+        planned = plan(workflow)
+        graph = GraphInput(
+            workflow_id=str(planned.workflow_id),
+            name=planned.name,
+            tenant=str(planned.tenant),
+            steps=[
+                GraphStep(
+                    job=self._job_input(s.job_name, planned.tenant, planned.user, job_id=s.job_id),
+                    depends_on=[str(d) for d in s.depends_on],
+                    run_after_failure=s.run_after_failure,
+                )
+                for s in planned.steps
+            ],
+        )
+        deferred = connection.in_atomic_block
+        with transaction.atomic():
+            workflows.write_rows(planned)
+        external_id = workflows.graph_workflow_id(planned.workflow_id)
+        step_ids = [s.job_id for s in planned.steps]
+        if deferred:
+            transaction.on_commit(
+                lambda: self._start_graph_after_commit(graph, external_id, planned.tenant, step_ids)
+            )
+        else:
+            self._start_graph(graph, external_id, planned.tenant, step_ids)
+        return WorkflowResult(workflow_id=str(planned.workflow_id), job_ids=[str(i) for i in step_ids])
+
+    def cancel_workflow(self, workflow_id: Any, tenant_id: Any) -> bool:
+        """Signal the workflow's orchestrating runs (the first and any resuming one): steps not yet started are
+        cancelled, running ones asked to stop."""
+        row = self._workflow_row(workflow_id, tenant_id)
+        if row is None:
+            return False
+        steps = list(Job.objects.filter(tenant=row.tenant).in_workflow(row.id))
+        if all(s.is_finished for s in steps):
+            return False
+        targets = [workflows.graph_workflow_id(row.id)] + [
+            workflows.graph_workflow_id(row.id, s.job_id) for s in steps if s.meta.get("retryOf")
+        ]
+        self._rpc(self._signal_workflows(targets))
+        return True
+
+    def _retry_workflow_step(self, job: Any) -> ScheduleJobResult:
+        retry_id = new_id()
+        deferred = connection.in_atomic_block
+        with transaction.atomic():
+            resumed = workflows.write_retry(job, retry_id)
+            retry = Job.objects.get(tenant=job.tenant, job_id=retry_id)
+            steps = list(Job.objects.filter(tenant=job.tenant).in_workflow(job.meta["workflowId"]))
+        run = [retry, *resumed]
+        graph = GraphInput(
+            workflow_id=str(job.meta["workflowId"]),
+            name=str(job.meta.get("workflowName") or ""),
+            tenant=str(job.tenant),
+            steps=[
+                GraphStep(
+                    job=self._job_input(s.type, s.tenant, s.user_id, job_id=s.job_id),
+                    depends_on=[str(d) for d in s.meta.get("dependsOn") or []],
+                    run_after_failure=bool(s.meta.get("runAfterFailure")),
+                )
+                for s in run
+            ],
+            settled=workflows.settled_outside(run, steps),
+            names={str(s.job_id): s.type for s in steps},
+        )
+        external_id = workflows.graph_workflow_id(job.meta["workflowId"], retry_id)
+        step_ids = [s.job_id for s in run]
+        if deferred:
+            transaction.on_commit(
+                lambda: self._start_graph_after_commit(graph, external_id, job.tenant, step_ids)
+            )
+        else:
+            self._start_graph(graph, external_id, job.tenant, step_ids)
+        return ScheduleJobResult(job_id=str(retry_id), external_id=f"job-{retry_id}")
+
+    def _workflow_row(self, workflow_id: Any, tenant_id: Any) -> WorkflowRow | None:
+        wid, tenant = parse_uuid(workflow_id), parse_uuid(tenant_id)
+        if wid is None or tenant is None:
+            return None
+        return WorkflowRow.objects.filter(pk=wid, tenant=tenant, runner_type=self.runner_type).first()
+
+    def _start_graph(self, graph: GraphInput, external_id: str, tenant: uuid.UUID, step_ids: list) -> None:
+        """Start the orchestrating workflow; when Temporal refuses, the steps are recorded failed, loudly."""
+        try:
+            self._rpc(self._start_graph_rpc(graph, external_id))
+        except (RPCError, RunnerUnavailable) as exc:
+            error = f"Temporal refused to start workflow {graph.name!r} at {self.address}: {exc}"
+            tracking.record_finished(
+                [
+                    tracking.AttemptOutcome(
+                        tenant=tenant,
+                        job_id=job_id,
+                        attempt=0,
+                        outcome=Outcome.FAILED,
+                        error=error,
+                        error_type=RunnerUnavailable.__name__,
+                    )
+                    for job_id in step_ids
+                ]
+            )
+            raise RunnerUnavailable(error) from exc
+
+    def _start_graph_after_commit(
+        self, graph: GraphInput, external_id: str, tenant: uuid.UUID, step_ids: list
+    ) -> None:
+        try:
+            self._start_graph(graph, external_id, tenant, step_ids)
+        except RunnerUnavailable:
+            logger.exception("Workflow %s could not be started after commit", graph.workflow_id)
+
+    async def _start_graph_rpc(self, graph: GraphInput, external_id: str) -> None:
+        client = await self._client_ready()
+        await client.start_workflow(
+            GRAPH_WORKFLOW_NAME,
+            graph,
+            id=external_id,
+            task_queue=self.task_queue,
+            memo={"workflowId": graph.workflow_id, "tenant": graph.tenant, "name": graph.name},
+            rpc_timeout=timedelta(seconds=self.rpc_timeout_seconds),
+        )
+
+    async def _signal_workflows(self, external_ids: list[str]) -> None:
+        client = await self._client_ready()
+        for external_id in external_ids:
+            try:
+                await client.get_workflow_handle(external_id).signal(
+                    SIGNAL_CANCEL_WORKFLOW, {"reason": "Workflow cancelled"}
+                )
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: that run already closed
+                    raise
 
     def _cancel_target(self, job_id: Any, tenant_id: Any) -> Job | Schedule | None:
         """The schedule with this id, or the live Temporal job; None when there is nothing to cancel."""

@@ -1,4 +1,4 @@
-"""The Temporal worker: GenericJobWorkflow and its activities on TEMPORAL_JOB_TASK_QUEUE.
+"""The Temporal worker: GenericJobWorkflow, JobGraphWorkflow and their activities on TEMPORAL_JOB_TASK_QUEUE.
 
 `run_temporal_worker` is what `runjobworker --backend temporal` calls: it blocks until SIGTERM/SIGINT, then
 stops polling, lets running attempts finish for `shutdown_timeout` seconds (Temporal then cancels them and
@@ -28,6 +28,7 @@ from ..registry import JobHandlerRegistry
 from . import records
 from .activities import JobActivities
 from .client import connect_client
+from .graph import JobGraphWorkflow
 from .workflow import GenericJobWorkflow
 
 logger = logging.getLogger("jobscheduler.temporal")
@@ -49,7 +50,7 @@ async def running_worker(
     worker = Worker(
         client,
         task_queue=task_queue or env_setting("TEMPORAL_JOB_TASK_QUEUE"),
-        workflows=[GenericJobWorkflow],
+        workflows=[GenericJobWorkflow, JobGraphWorkflow],
         activities=activities.all(),
         max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_timeout),

@@ -10,7 +10,9 @@ compares it with what the test committed and with the record (`jobs`, `job_detai
 - unexplained: a duplicate whose earlier execution's worker was neither killed, paused nor stopped by the
   test, and whose attempt was not ended by a lease rescue: nothing but a bug explains it;
 - stuck: a committed job left queued/processing in `jobs`, or any row left in the queue table;
-- finalised twice: a job with more than one final step (completed/failed/cancelled) in `job_details`.
+- finalised twice: a job with more than one final step (completed/failed/cancelled) in `job_details`;
+- order violated: a workflow step with an execution that started before every successful execution of one of
+  its dependencies had ended (`dependencies=` only): it ran before its dependency completed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class LedgerReport:
     unexplained: list[uuid.UUID] = field(default_factory=list)
     stuck: list[uuid.UUID] = field(default_factory=list)
     finalised_twice: list[uuid.UUID] = field(default_factory=list)
+    order_violated: list[uuid.UUID] = field(default_factory=list)
     rescued: set[tuple[uuid.UUID, int]] = field(default_factory=set)
 
     def line(self) -> str:
@@ -57,7 +60,8 @@ class LedgerReport:
             f"ledger[{self.test}]: jobs={self.jobs} executions={len(self.executions)} lost={len(self.lost)} "
             f"unexpected={len(self.unexpected)} duplicated={len(self.duplicated)} "
             f"unexplained={len(self.unexplained)} stuck={len(self.stuck)} "
-            f"finalised_twice={len(self.finalised_twice)} rescued={len(self.rescued)}"
+            f"finalised_twice={len(self.finalised_twice)} order_violated={len(self.order_violated)} "
+            f"rescued={len(self.rescued)}"
         )
 
     def assert_clean(self, *, max_duplicated: int | None = None) -> None:
@@ -68,6 +72,7 @@ class LedgerReport:
             "unexplained": self.unexplained,
             "stuck": self.stuck,
             "finalised_twice": self.finalised_twice,
+            "order_violated": self.order_violated,
         }
         bad = {k: v[:5] for k, v in problems.items() if v}
         assert not bad, f"{self.line()}\nfirst offenders: {bad}"
@@ -88,11 +93,13 @@ def check(
     faulted_pids: Iterable[int] = (),
     expect_completed: bool | Iterable = True,
     record_url: str | None = None,
+    dependencies: dict | None = None,
 ) -> LedgerReport:
     """Check the ledger of one test against the record; prints and keeps the one-line summary.
 
     `committed`: the ids of every job the test committed. `faulted_pids`: worker processes the test killed,
-    paused or stopped (their executions may legitimately be repeated). `expect_completed`: every committed
+    paused or stopped (their executions may legitimately be repeated). `dependencies`: for workflow steps, each
+    step's id and the ids it waits for (their order is checked). `expect_completed`: every committed
     job must end `completed` with a successful execution (False, or the ids that must, for tests whose other
     jobs end failed on purpose; those check the final status themselves). `record_url`: where the record
     (`jobs`, `job_details`, the queue) lives when it is not the session's database (the ledger always is).
@@ -153,6 +160,16 @@ def check(
                 if not any(e.pid in faulted or (job_id, e.attempt) in rescued for e in earlier):
                     report.unexplained.append(job_id)
                     break
+    first_end = {
+        job_id: min((e.finished for e in runs if e.finished is not None), default=None)
+        for job_id, runs in by_job.items()
+    }
+    for step, deps in (dependencies or {}).items():
+        step_id = uuid.UUID(str(step))
+        starts = [e.started for e in by_job.get(step_id, [])]
+        ends = [first_end.get(uuid.UUID(str(d))) for d in deps]
+        if starts and any(end is None or min(starts) < end for end in ends):
+            report.order_violated.append(step_id)
     report.unexpected = sorted({e.job_id for e in executions} - ids)
     report.stuck += sorted(queue_left - ids)
     SUMMARIES.append(report.line())

@@ -17,9 +17,13 @@ def start_worker(tmp_path, fast_settings):
     """Start real `runjobworker` subprocesses on the test database; all are killed at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str, settings: dict | None = None, wait: bool = True) -> WorkerProcess:
+    def start(
+        *args: str, settings: dict | None = None, wait: bool = True, extra_env: dict | None = None
+    ) -> WorkerProcess:
         merged = {**FAST_SETTINGS, **(settings or {})}
-        worker = WorkerProcess(list(args), merged, tmp_path / f"worker-{len(started)}.log")
+        worker = WorkerProcess(
+            list(args), merged, tmp_path / f"worker-{len(started)}.log", extra_env=extra_env
+        )
         started.append(worker)
         if wait:
             worker.wait_started()

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobscheduler import JobRunnerFactory
-from jobscheduler.models import Job, JobDetail, Schedule, Worker
+import tests.support.handlers  # noqa: F401  (t.echo)
+from jobscheduler import JobRunnerFactory, Workflow
+from jobscheduler.models import Job, JobDetail, QueueJob, Schedule, Worker, WorkflowDependency
+from jobscheduler.models import Workflow as WorkflowRow
 from jobscheduler.queue.connection import open_connection
 from jobscheduler.queue.maintenance import run_pass
 from tests.factories import JobDetailFactory, JobFactory
@@ -92,3 +94,25 @@ def test_cron_fire_log_names_the_tenant_and_the_job(tenant, other_tenant, caplog
             )
         )
     assert {(r.getMessage(), r.tenant, r.job_id) for r in fired} == expected
+
+
+def test_retention_prunes_a_finished_workflow_with_its_edges_parked_rows_and_row(settings, tenant):
+    """A workflow whose root was cancelled (its dependent parked, resumable) is pruned whole once old."""
+    settings.JOBSCHEDULER = {"RETENTION_DAYS": 7}
+    runner = JobRunnerFactory.get_instance()
+    wf = Workflow("old", tenant_id=tenant)
+    root = wf.add("t.echo", {})
+    child = wf.add("t.echo", {}, after=[root])
+    runner.schedule_workflow(wf)
+    assert runner.cancel_job(root.job_id, tenant) is True
+    assert QueueJob.objects.get(job_id=child.job_id).blocked_by == root.job_id
+    with open_connection() as conn:
+        assert run_pass(conn, scheduler=False)["pruned"] == 0  # recent: kept, still resumable
+    old = datetime.now(UTC) - timedelta(days=8)
+    Job.objects.filter(tenant=tenant).update(created_at=old, updated_at=old)
+    WorkflowRow.objects.filter(pk=wf.workflow_id).update(created_at=old)
+    with open_connection() as conn:
+        assert run_pass(conn, scheduler=False)["pruned"] == 2
+    assert not QueueJob.objects.filter(tenant=tenant).exists()
+    assert not WorkflowDependency.objects.filter(tenant=tenant).exists()
+    assert not WorkflowRow.objects.filter(pk=wf.workflow_id).exists()

@@ -176,3 +176,24 @@ def poison_kill(job_id, data):
 def hostile(job_id, data):
     """Fails with markup in its error message (the dashboard must render it inert)."""
     raise ValueError("<script>alert('err')</script> " + str(data.get("note", "")))
+
+
+# -- workflows: each execution in test_ledger, results carry what the step saw of its dependencies ----------
+
+
+@job_handler("wf.step", timeout_ms=60_000, retry=RetryPolicy(max_attempts=1))
+def workflow_step(job_id, data):
+    """Sleeps `seconds`, fails when `fail` is set (or, with `fail_unless_retry`, unless it is a retry), and
+    returns its `n` with the results of its completed dependencies."""
+    from jobscheduler.models import Job
+
+    started = time.time()
+    time.sleep(float(data.get("seconds", 0)))
+    job = current_job()
+    seen = job.dependency_results
+    retry = bool(data.get("fail_unless_retry")) and bool(Job.objects.get(job_id=job_id).meta.get("retryOf"))
+    if data.get("fail") or (data.get("fail_unless_retry") and not retry):
+        write_ledger(job_id, started, None)
+        raise RuntimeError(f"step {data.get('n')} failed on purpose")
+    write_ledger(job_id, started, time.time())
+    return {"n": data.get("n"), "seen": seen, "seen_order": list(seen)}

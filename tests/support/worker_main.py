@@ -8,6 +8,10 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     if "TEST_CPU_COUNT" in os.environ:  # a machine of that size, so defaults derived from it are known
         os.cpu_count = lambda: int(os.environ["TEST_CPU_COUNT"])
+    if "TEST_SPANS_FILE" in os.environ:  # the tracing tests read this worker's spans from that file
+        from tests.support.spans import export_to_file
+
+        export_to_file(os.environ["TEST_SPANS_FILE"])
     import django
 
     django.setup()

@@ -48,8 +48,9 @@ def test_a_claim_takes_at_most_a_batch_and_builds_attempts():
     assert [a.job_id for a in attempts] == [r[0] for r in rows[:4]]
     first = attempts[0]
     assert (first.tenant, first.name, first.attempt, first.max_attempts, first.token, first.data) == rows[0][
-        1:
+        1:7
     ]
+    assert first.started == 100.0 and first.trace == {"traceparent": None, "tracestate": None}
     assert (p.claims, p.claimed) == (1, 4)
     assert p.claim(db, free=3, now=100.1) and db.limits == [4, 3]  # fewer free slots than a batch
 

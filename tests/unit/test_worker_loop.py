@@ -116,7 +116,9 @@ def test_burst_waits_for_its_own_retries_and_claims_when_their_backoff_is_over(m
     JobHandlerRegistry.register(
         "u.flaky", _fails_first_time, retry=RetryPolicy(max_attempts=3, initial_interval_ms=1000)
     )
-    job_id, tenant, name, _, max_attempts, token, data = row = claim_row("u.flaky", attempt=1, max_attempts=3)
+    job_id, tenant, name, _, max_attempts, token, data, *_ = row = claim_row(
+        "u.flaky", attempt=1, max_attempts=3
+    )
     worker, db = make_worker([row], burst=True)
     assert not worker.step(time.monotonic())
     assert wait_until(lambda: worker.executor.running_count == 0)
@@ -129,7 +131,7 @@ def test_burst_waits_for_its_own_retries_and_claims_when_their_backoff_is_over(m
     worker.producer.note_ready()
     assert not worker.step(wake - 0.4)  # a claim finds nothing, yet a burst worker waits for its retry
     assert db.limits == [4, 4]
-    db.ready.append((job_id, tenant, name, 2, max_attempts, token, data))  # the row is ready again
+    db.ready.append((job_id, tenant, name, 2, max_attempts, token, data, 0.0, None, None))  # ready again
     assert not worker.step(wake)  # the wake-up claims it
     assert db.limits == [4, 4, 4] and not worker.producer.waiting_retry
     assert wait_until(lambda: worker.executor.running_count == 0)

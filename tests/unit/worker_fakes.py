@@ -47,12 +47,13 @@ class FakeDatabase(WorkerConnection):
 
 
 def claim_row(name: str, *, attempt: int = 1, max_attempts: int = 3, data: str = "{}") -> tuple:
-    """A row as `sql.CLAIM` returns it: job_id, tenant, name, attempt, max_attempts, lease token, data text."""
-    return (uuid.uuid4(), uuid.uuid4(), name, attempt, max_attempts, uuid.uuid4(), data)
+    """A row as `sql.CLAIM` returns it: job_id, tenant, name, attempt, max_attempts, lease token, data text, queue
+    lag in seconds, and the enqueue's trace context (traceparent, tracestate; none here)."""
+    return (uuid.uuid4(), uuid.uuid4(), name, attempt, max_attempts, uuid.uuid4(), data, 0.0, None, None)
 
 
 def attempt_of(name: str, *, attempt: int = 1, max_attempts: int = 3, data: str = "{}") -> Attempt:
-    job_id, tenant, name, attempt, max_attempts, token, data = claim_row(
+    job_id, tenant, name, attempt, max_attempts, token, data, *_lag_and_trace = claim_row(
         name, attempt=attempt, max_attempts=max_attempts, data=data
     )
     return Attempt(

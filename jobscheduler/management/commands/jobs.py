@@ -28,6 +28,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from jobscheduler.audit import Actor
 from jobscheduler.dashboard import actions
 from jobscheduler.exceptions import JobSchedulerError
 from jobscheduler.ids import parse_uuid
@@ -92,6 +93,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options.get("json", False)
+        self.actor = Actor.command_line()
         code = getattr(self, f"do_{options['action']}")(options)
         if code != ExitCode.OK:
             raise SystemExit(int(code))
@@ -158,7 +160,7 @@ class Command(BaseCommand):
             if job is None:
                 return ExitCode.NOT_FOUND
             try:
-                new_id = actions.retry(job)
+                new_id = actions.retry(job, actor=self.actor)
             except JobSchedulerError as exc:
                 self.stderr.write(f"{job.job_id} not retried: {exc}")
                 return ExitCode.REFUSED
@@ -173,7 +175,7 @@ class Command(BaseCommand):
         done, refused = [], False
         for job in jobs:
             try:
-                done.append((job, actions.retry(job)))
+                done.append((job, actions.retry(job, actor=self.actor)))
             except JobSchedulerError as exc:
                 self.stderr.write(f"{job.job_id} not retried: {exc}")
                 refused = True
@@ -203,7 +205,7 @@ class Command(BaseCommand):
         if job is None:
             return ExitCode.NOT_FOUND
         try:
-            cancelled = actions.cancel(job)
+            cancelled = actions.cancel(job, actor=self.actor)
         except JobSchedulerError as exc:
             self.stderr.write(f"{job.job_id} not cancelled: {exc}")
             return ExitCode.REFUSED
@@ -257,7 +259,7 @@ class Command(BaseCommand):
             self.stderr.write(f"No schedule {schedule_id}")
             return ExitCode.NOT_FOUND
         try:
-            changed = actions.set_paused(schedule, paused)
+            changed = actions.set_paused(schedule, paused, actor=self.actor)
         except JobSchedulerError as exc:
             self.stderr.write(f"{schedule.id} not {'paused' if paused else 'resumed'}: {exc}")
             return ExitCode.REFUSED

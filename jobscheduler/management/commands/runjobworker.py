@@ -34,10 +34,23 @@ class Command(BaseCommand):
             help="seconds to let running jobs finish on SIGTERM (default: SHUTDOWN_TIMEOUT_SECONDS)",
         )
         parser.add_argument("--worker-id", help="a stable id for this worker (default: host:pid:random)")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve this worker's Prometheus metrics on http://0.0.0.0:PORT/metrics (the metrics extra)",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="liveness probe: exit 0 if the worker named by --worker-id (else any worker on this host) "
+            "heartbeats, 1 if not; starts no worker",
+        )
 
     def handle(self, *args, **options):
         if options["verbosity"] > 1:
             logging.getLogger("jobscheduler").setLevel(logging.DEBUG)
+        if options["check"]:
+            return self._check(options["worker_id"])
         backend = options["backend"] or env_setting("JOB_RUNNER_TYPE")
         names = [n.strip() for n in (options["jobs"] or "").split(",") if n.strip()] or None
         unknown = [n for n in names or [] if not JobHandlerRegistry.has(n)]
@@ -46,6 +59,8 @@ class Command(BaseCommand):
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
         concurrency = options["concurrency"] or default_concurrency()
+        if options["metrics_port"] is not None:
+            self._serve_metrics(options["metrics_port"])
         shutdown_timeout = options["shutdown_timeout"]
         if shutdown_timeout is None:
             shutdown_timeout = float(setting("SHUTDOWN_TIMEOUT_SECONDS"))
@@ -81,6 +96,24 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         return self._exit(worker.run())
+
+    def _serve_metrics(self, port: int) -> None:
+        from jobscheduler.exceptions import MetricsUnavailable
+        from jobscheduler.telemetry import metrics
+
+        try:
+            metrics.serve(port)
+        except MetricsUnavailable as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+    def _check(self, worker_id: str | None) -> None:
+        from jobscheduler.monitoring.health import worker_alive
+
+        alive, line = worker_alive(worker_id)
+        (self.stdout if alive else self.stderr).write(line)
+        self._exit(0 if alive else 1)
 
     @staticmethod
     def _exit(code: int) -> None:
