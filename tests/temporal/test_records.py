@@ -33,7 +33,7 @@ def _running_job(tenant: uuid.UUID, attempt: int = 1) -> uuid.UUID:
     )
     tracking.record_queued(tenant, job_id, external_id=f"job-{job_id}", external_run_id="run")
     for n in range(1, attempt + 1):
-        assert records.begin_attempt(str(tenant), str(job_id), n, "temporal:test:1") == {"n": 1}
+        assert records.begin_attempt(str(tenant), str(job_id), n, "temporal:test:1")[0] == {"n": 1}
         if n < attempt:
             records.catch_up(
                 RecordInput(str(job_id), str(tenant), n, end={"outcome": Outcome.RETRY, "error": "E: x"})
@@ -99,7 +99,7 @@ def test_an_end_of_an_attempt_that_is_not_the_running_one_is_refused(tenant):
 
 def test_a_repeated_start_of_one_attempt_is_recorded_once(tenant):
     job_id = _running_job(tenant)
-    assert records.begin_attempt(str(tenant), str(job_id), 1, "temporal:test:2") == {"n": 1}
+    assert records.begin_attempt(str(tenant), str(job_id), 1, "temporal:test:2")[0] == {"n": 1}
     assert _steps(job_id) == [("execution_started", "processing")]
 
 
