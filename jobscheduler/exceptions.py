@@ -111,5 +111,9 @@ class ExtraNotInstalled(JobSchedulerError, ImportError):
         )
 
 
+class WorkflowClosed(JobSchedulerError):
+    """The job's Temporal workflow closed before the record got the job's end."""
+
+
 class MetricsUnavailable(JobSchedulerError):
     """prometheus-client is not installed: install the metrics extra (pip install "django-jobscheduler[metrics]")."""

@@ -3,12 +3,12 @@
 The seed's columns are kept as declared, so a job's timing, attempts, progress and payload live in its metadata:
 `data` (the payload), `attempts`, `maxAttempts`, `startedAt` (first attempt), `lastStartedAt`, `completedAt`
 (final state), `progress`, `progressMessage`, `error`, `errorType`, `nextAttemptAt`, `scheduleId`,
-`singletonKey`, `priority`, `queue`, `uniqueKey`, `debounced`, `workerId`, `cancelReason`, `timeoutMs`, `fallbackReason` (a job Temporal could
-not be reached to start, run on pgboss instead), `traceparent` and `tracestate` (the enqueuing trace context,
-when OpenTelemetry is configured); a workflow's steps also carry `workflowId`, `workflowName`,
-`workflowStep` (its position, from 1), `dependsOn` (job ids), `runAfterFailure` and, when a dependency's
-failure cancelled them, `cancelledByJob` (its job id). Runs the library schedules itself also carry
-`scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
+`singletonKey`, `priority`, `queue`, `uniqueKey`, `debounced`, `workerId`, `cancelReason`, `cancelledBy`,
+`timeoutMs`, `recordLagSeconds`, `fallbackReason` (a job Temporal could not be reached to start, run on pgboss
+instead), `traceparent` and `tracestate` (the enqueuing trace context, when OpenTelemetry is configured); a
+workflow's steps also carry `workflowId`, `workflowName`, `workflowStep` (its position, from 1), `dependsOn` (job
+ids), `runAfterFailure` and, when a dependency's failure cancelled them, `cancelledByJob` (its job id). Runs the
+library schedules itself also carry `scheduleKey`, `tick`, `retryOf` or `triggeredManually`.
 
 The record (tracking) writes them, validation refuses them from callers, the dashboard hides them from the
 "caller's metadata" view: all three import them from here.
@@ -38,7 +38,9 @@ RESERVED_METADATA_KEYS = frozenset(
         "debounced",
         "workerId",
         "cancelReason",
+        "cancelledBy",
         "timeoutMs",
+        "recordLagSeconds",
         "fallbackReason",
         # The enqueue's trace context (telemetry/tracing.py), continued by each attempt's span.
         "traceparent",
@@ -54,3 +56,7 @@ RESERVED_METADATA_KEYS = frozenset(
 
 #: Reserved keys the library itself writes through the public schedule calls (see validation.system_metadata).
 SYSTEM_METADATA_KEYS = frozenset({"scheduleKey", "tick", "retryOf", "triggeredManually"})
+
+#: Never stored: the key of `get_job_status(...).metadata` that says a live job's record is behind its backend
+#: (Temporal, while the database did not take the job's latest end).
+RECORD_BEHIND = "recordBehind"

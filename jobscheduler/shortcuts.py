@@ -34,8 +34,12 @@ def get_job_status(job_id: Any, tenant_id: Any = None) -> JobStatusInfo | None:
     return JobRunnerFactory.get_instance().get_job_status(job_id, _tenant(tenant_id))
 
 
-def cancel_job(job_id: Any, tenant_id: Any = None) -> bool:
-    return JobRunnerFactory.get_instance().cancel_job(job_id, _tenant(tenant_id))
+def cancel_job(
+    job_id: Any, tenant_id: Any = None, *, reason: str | None = None, cancelled_by: str | None = None
+) -> bool:
+    return JobRunnerFactory.get_instance().cancel_job(
+        job_id, _tenant(tenant_id), reason=reason, cancelled_by=cancelled_by
+    )
 
 
 async def aschedule_job(job_name: str, data: dict[str, Any], **options: Any) -> ScheduleJobResult:
@@ -58,8 +62,12 @@ async def aget_job_status(job_id: Any, tenant_id: Any = None) -> JobStatusInfo |
     return await JobRunnerFactory.get_instance().aget_job_status(job_id, _tenant(tenant_id))
 
 
-async def acancel_job(job_id: Any, tenant_id: Any = None) -> bool:
-    return await JobRunnerFactory.get_instance().acancel_job(job_id, _tenant(tenant_id))
+async def acancel_job(
+    job_id: Any, tenant_id: Any = None, *, reason: str | None = None, cancelled_by: str | None = None
+) -> bool:
+    return await JobRunnerFactory.get_instance().acancel_job(
+        job_id, _tenant(tenant_id), reason=reason, cancelled_by=cancelled_by
+    )
 
 
 def _tenant(tenant_id: Any) -> Any:

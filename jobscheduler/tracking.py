@@ -56,6 +56,7 @@ def build_metadata(
     schedule_id: uuid.UUID | None = None,
     queue: str = DEFAULT_QUEUE,
     unique_key: str | None = None,
+    timeout_ms: int | None = None,
 ) -> str:
     """The initial `jobs.metadata` JSON text; `data_json` is already validated JSON text, spliced not re-encoded."""
     meta: dict[str, Any] = dict(extra or {})
@@ -65,6 +66,8 @@ def build_metadata(
         meta["uniqueKey"] = unique_key
     if max_attempts is not None:
         meta["maxAttempts"] = max_attempts
+    if timeout_ms is not None:
+        meta["timeoutMs"] = timeout_ms
     if priority:
         meta["priority"] = priority
     if singleton_key is not None:
@@ -175,13 +178,17 @@ ATTEMPT_STARTED_AT = (
 )
 
 
-def _ms_since(started_at: str) -> str:
-    """SQL for the whole milliseconds from `started_at` to this statement's clock (steps use clock_timestamp())."""
-    return f"round(extract(epoch FROM clock_timestamp() - {started_at}) * 1000)::bigint"
+def _ms_since(started_at: str, until: str = "clock_timestamp()") -> str:
+    """SQL for the whole milliseconds from `started_at` to `until` (default this statement's clock: steps use
+    clock_timestamp(); a step recorded after the fact gives the time it happened)."""
+    return f"round(extract(epoch FROM {until} - {started_at}) * 1000)::bigint"
 
 
 #: `src` rows: (tenant, job_id, attempt, outcome, result jsonb, error text, error_type text, tb text,
-#: next_at timestamptz); `outcome` is an `Outcome` value.
+#: next_at timestamptz, at timestamptz); `outcome` is an `Outcome` value. `at` is when the attempt ended, for an
+#: end recorded after the fact (NULL: now). A cancel request already in the record (`cancelReason`,
+#: `cancelledBy`, see `record_cancel_requested`) is kept by a cancelled end and dropped by a completed or failed
+#: one (the request came too late).
 FINISHED_SQL = render_sql(
     """,
 finished AS (
@@ -189,13 +196,16 @@ finished AS (
     SET status = (CASE src.outcome WHEN $OUTCOME_COMPLETED THEN 'completed' WHEN $OUTCOME_FAILED THEN 'failed'
                                    WHEN $OUTCOME_CANCELLED THEN 'cancelled' ELSE 'queued' END)::job_status,
         updated_at = now(),
-        metadata = coalesce(j.metadata, '{}'::jsonb)
+        metadata = (coalesce(j.metadata, '{}'::jsonb)
+                    - CASE WHEN src.outcome IN ($OUTCOME_COMPLETED, $OUTCOME_FAILED)
+                           THEN ARRAY['cancelReason', 'cancelledBy'] ELSE ARRAY[]::text[] END)
             || CASE src.outcome
-                 WHEN $OUTCOME_COMPLETED THEN jsonb_build_object('completedAt', now(), 'progress', 100)
-                 WHEN $OUTCOME_FAILED THEN jsonb_build_object('completedAt', now(), 'error', src.error,
-                                                       'errorType', src.error_type)
-                 WHEN $OUTCOME_CANCELLED THEN jsonb_build_object('completedAt', now())
-                     || CASE WHEN src.error IS NULL THEN '{}'::jsonb
+                 WHEN $OUTCOME_COMPLETED THEN jsonb_build_object('completedAt', coalesce(src.at, now()),
+                                                                 'progress', 100)
+                 WHEN $OUTCOME_FAILED THEN jsonb_build_object('completedAt', coalesce(src.at, now()),
+                                                              'error', src.error, 'errorType', src.error_type)
+                 WHEN $OUTCOME_CANCELLED THEN jsonb_build_object('completedAt', coalesce(src.at, now()))
+                     || CASE WHEN src.error IS NULL OR j.metadata ? 'cancelReason' THEN '{}'::jsonb
                              ELSE jsonb_build_object('cancelReason', src.error) END
                  WHEN $OUTCOME_RETRY THEN jsonb_build_object('error', src.error, 'errorType', src.error_type,
                                                       'nextAttemptAt', src.next_at)
@@ -204,7 +214,8 @@ finished AS (
     FROM src
     WHERE j.tenant = src.tenant AND j.job_id = src.job_id
     RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
-              src.next_at, j.metadata ->> 'workerId' AS worker_id, """
+              src.next_at, src.at, j.metadata ->> 'cancelReason' AS cancel_reason,
+              j.metadata -> 'cancelledBy' AS cancelled_by, j.metadata ->> 'workerId' AS worker_id, """
     + ATTEMPT_STARTED_AT
     + """ AS attempt_started_at
 ),
@@ -212,11 +223,11 @@ finished_steps AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
                              metadata)
     SELECT f.tenant, jobscheduler_uuid7(), f.job_id, step.name, step.status::job_status, step.result,
-           clock_timestamp(), f.attempt - 1,
+           coalesce(f.at + (step.ord - 1) * interval '1 microsecond', clock_timestamp()), f.attempt - 1,
            jsonb_strip_nulls(jsonb_build_object(
                'attempt', nullif(f.attempt, 0), 'workerId', f.worker_id,
                'durationMs', CASE WHEN f.attempt > 0 THEN """
-    + _ms_since("f.attempt_started_at")
+    + _ms_since("f.attempt_started_at", "coalesce(f.at, clock_timestamp())")
     + """ END))
     FROM finished f
     CROSS JOIN LATERAL (VALUES
@@ -225,7 +236,10 @@ finished_steps AS (
                                                              'errorType', f.error_type, 'traceback', f.tb)),
         (3, 'execution_retry_scheduled', 'queued', jsonb_build_object('attempt', f.attempt,
                                                                       'nextAttemptAt', f.next_at)),
-        (4, 'execution_cancelled', 'cancelled', jsonb_build_object('attempt', f.attempt, 'reason', f.error)),
+        (4, 'execution_cancelled', 'cancelled', jsonb_build_object('attempt', f.attempt,
+                                                                   'reason', f.cancel_reason)
+            || CASE WHEN f.cancelled_by IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('cancelledBy', f.cancelled_by) END),
         (5, 'execution_released', 'queued', jsonb_build_object('attempt', f.attempt, 'reason', f.error))
     ) AS step(ord, name, status, result)
     WHERE (f.outcome = $OUTCOME_COMPLETED AND step.ord = 1)
@@ -242,8 +256,8 @@ finished_steps AS (
 FINISHED_SRC_FROM_ARRAYS = """
 SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
                      %(results)s::jsonb[], %(errors)s::text[], %(error_types)s::text[], %(tbs)s::text[],
-                     %(next_ats)s::timestamptz[])
-    AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, next_at)
+                     %(next_ats)s::timestamptz[], %(ats)s::timestamptz[])
+    AS s(tenant, job_id, attempt, outcome, result, error, error_type, tb, next_at, at)
 """
 
 
@@ -262,12 +276,14 @@ class AttemptOutcome:
     next_at: datetime | None = None
     #: For the pgboss worker's retries: the backoff, turned into `next_at` by the database clock.
     retry_delay_ms: float | None = None
+    #: When the attempt ended, for an end recorded after the fact (Temporal, once the database is back).
+    at: datetime | None = None
 
 
 def outcome_columns(outcomes: Sequence[AttemptOutcome]) -> dict[str, list]:
     """The parallel arrays of a `src` for FINISHED_SQL, except the next attempt's time, which each backend
     knows its own way: Temporal passes `next_ats` (see `record_finished`); the queue's FINISH statement passes
-    the backoff and lets the database clock turn it into `next_at`."""
+    the backoff and lets the database clock turn it into `next_at`. Likewise `at` (Temporal's late ends)."""
     return {
         "tenants": [o.tenant for o in outcomes],
         "ids": [o.job_id for o in outcomes],
@@ -285,7 +301,10 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     if not outcomes:
         return 0
     sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + FINISHED_SQL + "SELECT count(*) FROM finished"
-    params = outcome_columns(outcomes) | {"next_ats": [o.next_at for o in outcomes]}
+    params = outcome_columns(outcomes) | {
+        "next_ats": [o.next_at for o in outcomes],
+        "ats": [o.at for o in outcomes],
+    }
     return _execute(sql, params, cursor)
 
 
@@ -301,22 +320,28 @@ released_jobs AS (
 """
 
 #: Jobs cancelled before any attempt began (`unstarted` rows: tenant, job_id, reason, cause uuid or NULL, the
-#: dependency that caused it). Only a record not yet final changes, so a job is recorded cancelled once.
+#: dependency that caused it, cancelled_by text or NULL, who asked). Only a record not yet final changes, so a
+#: job is recorded cancelled once.
 CANCELLED_UNSTARTED_SQL = """,
 cancelled_jobs AS (
     UPDATE jobs j SET status = 'cancelled', updated_at = now(),
         metadata = coalesce(j.metadata, '{}'::jsonb) || jsonb_build_object('completedAt', now())
             || CASE WHEN u.reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelReason', u.reason) END
             || CASE WHEN u.cause IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('cancelledByJob', u.cause) END
+            || CASE WHEN u.cancelled_by IS NULL THEN '{}'::jsonb
+                    ELSE jsonb_build_object('cancelledBy', u.cancelled_by) END
     FROM unstarted u
     WHERE j.tenant = u.tenant AND j.job_id = u.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
-    RETURNING j.tenant, j.job_id, u.reason, coalesce((j.metadata ->> 'attempts')::int, 0) AS attempts
+    RETURNING j.tenant, j.job_id, u.reason, u.cancelled_by, coalesce((j.metadata ->> 'attempts')::int, 0) AS attempts
 ),
 cancelled_steps AS (
     INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
                              metadata)
     SELECT tenant, jobscheduler_uuid7(), job_id, 'execution_cancelled', 'cancelled',
-           jsonb_build_object('reason', reason), now(), greatest(attempts - 1, 0), '{}'::jsonb
+           jsonb_build_object('reason', reason)
+               || CASE WHEN cancelled_by IS NULL THEN '{}'::jsonb
+                       ELSE jsonb_build_object('cancelledBy', cancelled_by) END,
+           now(), greatest(attempts - 1, 0), '{}'::jsonb
     FROM cancelled_jobs
 )
 """
@@ -328,16 +353,34 @@ def record_cancelled_unstarted(
     *,
     reason: str | None,
     cause: uuid.UUID | str | None = None,
+    cancelled_by: str | None = None,
     cursor=None,
 ) -> int:
     """A job cancelled before any attempt began: only a live, not-yet-final record may be cancelled. `cause`:
-    the workflow dependency whose failure cancelled it."""
+    the workflow dependency whose failure cancelled it; `cancelled_by`: who asked."""
     return _execute(
         "WITH unstarted AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id,"
-        " %(reason)s::text AS reason, %(cause)s::uuid AS cause)"
+        " %(reason)s::text AS reason, %(cause)s::uuid AS cause, %(cancelled_by)s::text AS cancelled_by)"
         + CANCELLED_UNSTARTED_SQL
         + "SELECT count(*) FROM cancelled_jobs",
-        {"tenant": tenant, "job_id": job_id, "reason": reason, "cause": cause},
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cause": cause, "cancelled_by": cancelled_by},
+        cursor,
+    )
+
+
+def record_cancel_requested(
+    tenant: uuid.UUID, job_id: uuid.UUID, *, reason: str, cancelled_by: str | None, cursor=None
+) -> int:
+    """A cancel asked of a running attempt: who asked and why, kept by the cancelled end that follows (and
+    dropped if the attempt completes or fails first). Only a live record takes it; returns the rows updated."""
+    return _execute(
+        """UPDATE jobs SET updated_at = now(),
+               metadata = (coalesce(metadata, '{}'::jsonb) - 'cancelledBy')
+                   || jsonb_strip_nulls(jsonb_build_object('cancelReason', %(reason)s::text,
+                                                           'cancelledBy', %(cancelled_by)s::text))
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+             AND status NOT IN ('completed', 'failed', 'cancelled')""",
+        {"tenant": tenant, "job_id": job_id, "reason": reason, "cancelled_by": cancelled_by},
         cursor,
     )
 
@@ -395,13 +438,18 @@ replaced AS (
 
 
 def record_progress(
-    tenant: uuid.UUID, job_id: uuid.UUID, progress: float, message: str | None, *, cursor=None
+    tenant: uuid.UUID, job_id: uuid.UUID, progress: float | None, message: str | None, *, cursor=None
 ) -> None:
+    """The job's progress (None: unchanged) and message; a job already final keeps its last (a late update
+    changes nothing)."""
     _execute(
         """UPDATE jobs SET updated_at = now(),
                metadata = coalesce(metadata, '{}'::jsonb)
-                   || jsonb_build_object('progress', %(progress)s::float8, 'progressMessage', %(message)s::text)
-           WHERE tenant = %(tenant)s AND job_id = %(job_id)s""",
+                   || jsonb_build_object('progressMessage', %(message)s::text)
+                   || CASE WHEN %(progress)s::float8 IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object('progress', %(progress)s::float8) END
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+             AND status NOT IN ('completed', 'failed', 'cancelled')""",
         {"tenant": tenant, "job_id": job_id, "progress": progress, "message": message},
         cursor,
     )
@@ -415,20 +463,26 @@ def record_step(
     result_json: str | None,
     *,
     attempt: int,
+    detail_id: uuid.UUID | None = None,
+    at: datetime | None = None,
     cursor=None,
 ) -> None:
-    """A handler's own step (`current_job().step(...)`), with the attempt's worker and time so far."""
+    """A handler's own step (`current_job().step(...)`), with the attempt's worker and time so far. With a
+    `detail_id` chosen by the caller the write is idempotent (a retried write of the same step adds nothing);
+    `at` is when the step happened, for a step recorded after the fact."""
     _execute(
         """INSERT INTO job_details (tenant, detail_id, job_id, step_name, status, result, processed_at, retry_count,
                                    metadata)
-           SELECT %(tenant)s, jobscheduler_uuid7(), %(job_id)s, %(name)s, %(status)s::job_status,
-                  %(result)s::jsonb, clock_timestamp(), %(retry)s,
+           SELECT %(tenant)s, coalesce(%(detail_id)s::uuid, jobscheduler_uuid7()), %(job_id)s, %(name)s,
+                  %(status)s::job_status, %(result)s::jsonb, coalesce(%(at)s::timestamptz, clock_timestamp()),
+                  %(retry)s,
                   jsonb_strip_nulls(jsonb_build_object(
                       'attempt', %(attempt)s::int, 'workerId', j.metadata ->> 'workerId',
                       'durationMs', """
-        + _ms_since(ATTEMPT_STARTED_AT)
+        + _ms_since(ATTEMPT_STARTED_AT, "coalesce(%(at)s::timestamptz, clock_timestamp())")
         + """))
-           FROM (SELECT NULL) AS one LEFT JOIN jobs j ON j.tenant = %(tenant)s AND j.job_id = %(job_id)s""",
+           FROM (SELECT NULL) AS one LEFT JOIN jobs j ON j.tenant = %(tenant)s AND j.job_id = %(job_id)s
+           ON CONFLICT (tenant, detail_id) DO NOTHING""",
         {
             "tenant": tenant,
             "job_id": job_id,
@@ -437,7 +491,21 @@ def record_step(
             "result": result_json,
             "retry": max(attempt - 1, 0),
             "attempt": attempt,
+            "detail_id": detail_id,
+            "at": at,
         },
+        cursor,
+    )
+
+
+def record_lag(tenant: uuid.UUID, job_id: uuid.UUID, seconds: float, *, cursor=None) -> None:
+    """How late the record caught up with the job (Temporal, after the database was unreachable): the largest
+    lag seen, in seconds."""
+    _execute(
+        """UPDATE jobs SET metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('recordLagSeconds',
+                   greatest(coalesce((metadata ->> 'recordLagSeconds')::float8, 0), round(%(seconds)s::numeric, 3)))
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s""",
+        {"tenant": tenant, "job_id": job_id, "seconds": seconds},
         cursor,
     )
 

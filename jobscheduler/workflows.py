@@ -222,6 +222,7 @@ def plan(wf: Workflow) -> WorkflowPlan:
                     max_attempts=spec.retry.max_attempts,
                     priority=priority,
                     queue=spec.queue,
+                    timeout_ms=spec.timeout_ms,
                 ),
                 depends_on=deps,
                 run_after_failure=step.run_after_failure,

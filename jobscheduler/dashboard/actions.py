@@ -45,7 +45,7 @@ class BulkResult:
 def cancel(job: Job, *, actor: Actor) -> bool:
     """Cancel a job that has not finished; False when it had already finished or the backend refused;
     RunnerUnavailable when its backend (Temporal) is unreachable (no audit entry: nothing was done)."""
-    cancelled = _cancel(job)
+    cancelled = _cancel(job, actor)
     audit.record(
         actor,
         AuditAction.CANCEL,
@@ -78,7 +78,7 @@ def cancel_many(jobs: Iterable[Job], *, actor: Actor) -> BulkResult:
         done = unreachable = 0
         for job in selected:
             try:
-                done += _cancel(job)
+                done += _cancel(job, actor)
             except RunnerUnavailable as exc:
                 outcome.unreachable.append(str(exc))
                 unreachable += 1
@@ -133,10 +133,13 @@ def run_now(schedule: Schedule, *, actor: Actor) -> str | None:
     return new_id
 
 
-def _cancel(job: Job) -> bool:
+def _cancel(job: Job, actor: Actor) -> bool:
+    """Cancel through the job's backend, recorded as cancelled by the actor (the job's `cancelledBy`)."""
     if job.is_finished:
         return False
-    return JobRunnerFactory.for_runner_type(job.runner_type).cancel_job(job.job_id, job.tenant)
+    return JobRunnerFactory.for_runner_type(job.runner_type).cancel_job(
+        job.job_id, job.tenant, cancelled_by=actor.name or None
+    )
 
 
 def _retry_unless_blocked(job: Job) -> str | None:

@@ -65,3 +65,13 @@ def full_job_id(job_id: Any) -> SafeString:
         text[:-ID_TAIL],
         text[-ID_TAIL:],
     )
+
+
+def error_line(error: Any, error_type: Any) -> str:
+    """An attempt's error as one line of text: `"Type: message"`. The record stores it so already; older records
+    (and AttemptLost/WorkflowClosed ones written by the library) may hold the bare message, which gets its type."""
+    text = "" if error is None else str(error)
+    kind = "" if error_type is None else str(error_type)
+    if not kind or text == kind or text.startswith(f"{kind}: "):
+        return text
+    return f"{kind}: {text}" if text else kind

@@ -30,6 +30,7 @@ from ..exceptions import JobSchedulerError, RunnerUnavailable, StepNotRetryable
 from ..ids import parse_uuid
 from ..models import AuditSource, Job, JobStatus, Schedule, Worker
 from ..queues import DEFAULT_QUEUE, configured_queues
+from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
 from ..runners.factory import JobRunnerFactory
 from ..runners.health import health_report
@@ -38,7 +39,7 @@ from ..workflows import workflow_status_from_rows
 from . import actions, metrics, queries, queue_stats
 from .charts import bar_chart
 from .filters import JobFilter
-from .formatting import format_duration, meta_time
+from .formatting import error_line, format_duration, meta_time
 from .graph import layout
 from .redaction import BOOKKEEPING_KEYS, pretty_json
 from .runner_state import runner_state
@@ -148,9 +149,7 @@ class JobListView(DashboardMixin, TemplateView):
             job_types=JobHandlerRegistry.names(),
             # Suggestions for the free-text queue filter, from code and settings: no query on a page whose
             # query count must not grow (a queue named only by a queue= option is still searchable).
-            queue_names=sorted(
-                {DEFAULT_QUEUE, *JobHandlerRegistry.queue_names(), *configured_queues()}
-            ),
+            queue_names=sorted({DEFAULT_QUEUE, *JobHandlerRegistry.queue_names(), *configured_queues()}),
         )
         return context
 
@@ -170,6 +169,8 @@ class JobDetailView(DashboardMixin, TemplateView):
         for step in steps:
             step.result_json = "" if step.result is None else pretty_json(step.result)
             step.worker, step.duration = _step_worker_and_duration(step.metadata)
+            if step.step_name == "execution_failed" and isinstance(step.result, dict):
+                step.error_line = error_line(step.result.get("error"), step.result.get("errorType"))
         own_metadata = {k: v for k, v in meta.items() if k != "data"}
         schedule_id = meta.get("scheduleId")
         context.update(
@@ -182,6 +183,7 @@ class JobDetailView(DashboardMixin, TemplateView):
             max_attempts=meta.get("maxAttempts"),
             progress=meta.get("progress"),
             progress_message=meta.get("progressMessage"),
+            last_error=error_line(meta.get("error"), meta.get("errorType")),
             steps=steps,
             failed_attempts=[s for s in steps if s.step_name == "execution_failed"],
             payload_json=pretty_json(meta.get("data")),
@@ -194,8 +196,25 @@ class JobDetailView(DashboardMixin, TemplateView):
             can_retry=self.request.user.has_perm(RETRY_PERMISSION) and job.is_finished,
             is_live=not job.is_finished,
             audit_entries=list(audit.for_job(self.tenant, job.job_id)[:AUDIT_ON_JOB_PAGE]),
+            record_behind=_record_behind(job),
         )
         return context
+
+
+def _record_behind(job: Job) -> bool:
+    """A live Temporal job whose record is behind its workflow (the database did not take its latest end yet),
+    asked of this site's Temporal runner; a site on another runner, or a Temporal that does not answer, says
+    nothing (the record is then the best answer)."""
+    if job.is_finished or job.runner_type != RunnerType.TEMPORAL:
+        return False
+    runner = JobRunnerFactory.get_instance()
+    if runner.runner_type != RunnerType.TEMPORAL:
+        return False
+    try:
+        status = runner.get_job_status(job.job_id, job.tenant)
+    except RunnerUnavailable:
+        return False
+    return bool(status and status.metadata.get(RECORD_BEHIND))
 
 
 class WorkflowDetailView(DashboardMixin, TemplateView):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,17 +19,15 @@ from typing import Any
 
 import psycopg
 
-from .. import tracking
+from .. import outcomes, tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
+from ..outcomes import timeout_message
 from ..registry import JobHandlerRegistry, RetryPolicy
 from ..states import Outcome, RunnerType
 from ..telemetry import tracing
 from ..validation import payload_size
 from .writes import HandlerWrite, ProgressWrite, StepWrite
-
-MAX_ERROR_CHARS = 4000
-MAX_TRACEBACK_CHARS = 20000
 
 
 @dataclass(eq=False)
@@ -107,43 +104,27 @@ def finish_statement_params(ended: list[tuple[Attempt, tracking.AttemptOutcome]]
     return params
 
 
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 20] + "\n...[truncated]"
-
-
-def _result_json(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(_truncate(repr(value), MAX_ERROR_CHARS))
-
-
 def failure_outcome(
-    attempt: Attempt, error: BaseException, policy: RetryPolicy | None, tb: str | None = None
+    attempt: Attempt, error: BaseException, policy: RetryPolicy | None, *, with_traceback: bool = True
 ) -> tracking.AttemptOutcome:
-    """A failed attempt: retried after its backoff while the policy allows, failed otherwise."""
+    """A failed attempt: retried after its backoff while the policy allows, failed otherwise (`policy` None: a
+    failure before the handler ran, never retried and without a traceback). How it reads is `outcomes`'."""
     retryable = policy is not None and policy.is_retryable(error) and attempt.attempt < attempt.max_attempts
-    message = _truncate(
-        f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, MAX_ERROR_CHARS
-    )
-    delay_ms = policy.delay_ms(attempt.attempt) if retryable else None
-    return tracking.AttemptOutcome(
-        tenant=attempt.tenant,
-        job_id=attempt.job_id,
-        attempt=attempt.attempt,
-        outcome=Outcome.RETRY if retryable else Outcome.FAILED,
-        error=message,
-        error_type=type(error).__name__,
-        traceback=_truncate(tb, MAX_TRACEBACK_CHARS) if tb else None,
-        retry_delay_ms=delay_ms,
+    return outcomes.failed(
+        attempt.tenant,
+        attempt.job_id,
+        attempt.attempt,
+        error,
+        will_retry=retryable,
+        with_traceback=with_traceback and policy is not None,
+        retry_delay_ms=policy.delay_ms(attempt.attempt) if retryable else None,
     )
 
 
 def simple_outcome(
     attempt: Attempt, outcome: Outcome, *, result_json: str | None = None, reason: str | None = None
 ) -> tracking.AttemptOutcome:
+    """An outcome whose fields are given as they are recorded (a release, or a test's outcome)."""
     return tracking.AttemptOutcome(
         tenant=attempt.tenant,
         job_id=attempt.job_id,
@@ -223,19 +204,17 @@ def _run_handler(
         else:
             result = spec.handler(str(attempt.job_id), attempt.data)
     except JobCancelled as exc:
-        return simple_outcome(attempt, Outcome.CANCELLED, reason=str(exc))
+        return outcomes.cancelled(attempt.tenant, attempt.job_id, attempt.attempt, str(exc))
     except (asyncio.CancelledError, JobTimeout):
         if attempt.ctx is not None and attempt.ctx.is_cancelled:
-            return simple_outcome(attempt, Outcome.CANCELLED, reason="Cancelled while running")
-        return failure_outcome(
-            attempt, JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms} ms"), spec.retry
-        )
+            return outcomes.cancelled(attempt.tenant, attempt.job_id, attempt.attempt)
+        return failure_outcome(attempt, JobTimeout(timeout_message(spec.timeout_ms)), spec.retry)
     except BaseException as exc:  # a handler's SystemExit or KeyboardInterrupt fails the job, not the worker
         if attempt.ctx is not None and attempt.ctx.is_cancelled:
-            return simple_outcome(attempt, Outcome.CANCELLED, reason="Cancelled while running")
-        return failure_outcome(attempt, exc, spec.retry, traceback.format_exc())
+            return outcomes.cancelled(attempt.tenant, attempt.job_id, attempt.attempt)
+        return failure_outcome(attempt, exc, spec.retry)
     finally:
         deactivate(token)
     if attempt.ctx is not None and attempt.ctx.is_cancelled:
-        return simple_outcome(attempt, Outcome.CANCELLED, reason="Cancelled while running")
-    return simple_outcome(attempt, Outcome.COMPLETED, result_json=_result_json(result))
+        return outcomes.cancelled(attempt.tenant, attempt.job_id, attempt.attempt)
+    return outcomes.completed(attempt.tenant, attempt.job_id, attempt.attempt, result)

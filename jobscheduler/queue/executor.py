@@ -23,6 +23,7 @@ from django.db import connections
 
 from .. import tracking
 from ..exceptions import JobTimeout
+from ..outcomes import timeout_message
 from ..registry import JobHandlerRegistry
 from ..states import Outcome
 from .completer import Completer
@@ -108,7 +109,7 @@ class Executor:
             late = [a for a in self._running.values() if a.deadline <= now]
         for attempt in late:
             spec = JobHandlerRegistry.find(attempt.name)
-            error = JobTimeout(f"Attempt exceeded its timeout of {spec.timeout_ms if spec else '?'} ms")
+            error = JobTimeout(timeout_message(spec.timeout_ms if spec else "?"))
             outcome = failure_outcome(attempt, error, spec.retry if spec else None)
             if not self.finish(attempt, outcome, give_up_thread=True):
                 continue

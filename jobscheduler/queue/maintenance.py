@@ -146,6 +146,7 @@ def fire_due_schedules(conn: psycopg.Connection) -> int:
                 max_attempts=max_attempts,
                 schedule_id=sid,
                 queue=queue,
+                timeout_ms=spec.timeout_ms if spec else None,
             )
             with conn.cursor() as cur:
                 enqueue(

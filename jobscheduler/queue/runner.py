@@ -19,6 +19,7 @@ from .. import tracking, uniqueness, validation
 from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
+from ..outcomes import DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
 from ..runners.base import (
     HandOver,
@@ -153,7 +154,12 @@ class PgBossJobRunner(JobRunner):
             tenants.append(validation.resolve_tenant(tenant_id, data))
             metas.append(
                 tracking.build_metadata(
-                    text, extra=extra, max_attempts=spec.retry.max_attempts, priority=priority, queue=queue
+                    text,
+                    extra=extra,
+                    max_attempts=spec.retry.max_attempts,
+                    priority=priority,
+                    queue=queue,
+                    timeout_ms=spec.timeout_ms,
                 )
             )
         ids = [new_id() for _ in metas]
@@ -230,6 +236,7 @@ class PgBossJobRunner(JobRunner):
             schedule_id=schedule_id,
             queue=queue,
             unique_key=policy.key if policy else None,
+            timeout_ms=spec.timeout_ms,
         )
         args = (job_name, queue, tenant, new_id(), meta, user, priority, run_at, spec.retry.max_attempts)
         if policy is not None:
@@ -495,10 +502,11 @@ class PgBossJobRunner(JobRunner):
     def get_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
         return load_status(job_id, tenant_id)
 
-    def cancel_job(self, job_id: Any, tenant_id: Any) -> bool:
-        """Queued: removed and recorded cancelled. Running: flagged, ends cancelled. Finished or unknown: False.
-
-        An id of a recurring schedule deletes the schedule.
+    def cancel_job(
+        self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> bool:
+        """Queued: removed and recorded cancelled. Running: flagged (who asked and why recorded at once), ends
+        cancelled. Finished or unknown: False. An id of a recurring schedule deletes the schedule.
         """
         jid, tenant = parse_uuid(job_id), parse_uuid(tenant_id)
         if jid is None or tenant is None:
@@ -507,15 +515,21 @@ class PgBossJobRunner(JobRunner):
         if deleted:
             return True
         params = {"tenant": tenant, "job_id": jid}
+        reason = reason or DEFAULT_CANCEL_REASON
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(sql.CANCEL_QUEUED, params)
             if cur.fetchone():
                 tracking.record_cancelled_unstarted(
-                    tenant, jid, reason="Cancelled before it started", cursor=cur
+                    tenant, jid, reason=reason, cancelled_by=cancelled_by, cursor=cur
                 )
                 return True
             cur.execute(sql.CANCEL_RUNNING, params)
-            return cur.fetchone() is not None
+            if cur.fetchone() is None:
+                return False
+            tracking.record_cancel_requested(
+                tenant, jid, reason=reason, cancelled_by=cancelled_by, cursor=cur
+            )
+            return True
 
     def is_reachable(self) -> bool:
         try:

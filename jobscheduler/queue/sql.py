@@ -434,7 +434,8 @@ unstarted AS (
     SELECT t.tenant, t.job_id, t.cause,
            format('Cancelled: dependency %%s (job %%s) %%s', c.type, c.job_id,
                   CASE WHEN (SELECT outcome FROM done WHERE done.job_id = t.cause) = $OUTCOME_FAILED
-                       THEN 'failed' ELSE 'was cancelled' END) AS reason
+                       THEN 'failed' ELSE 'was cancelled' END) AS reason,
+           NULL::text AS cancelled_by
     FROM touched t JOIN jobs c ON c.tenant = t.tenant AND c.job_id = t.cause
     WHERE t.blocked_by = t.cause
 )"""
@@ -477,7 +478,8 @@ requeued AS (
     RETURNING q.job_id
 ),
 src AS (
-    SELECT i.tenant, i.job_id, i.attempt, i.outcome, i.result, i.error, i.error_type, i.tb, i.next_at
+    SELECT i.tenant, i.job_id, i.attempt, i.outcome, i.result, i.error, i.error_type, i.tb, i.next_at,
+           NULL::timestamptz AS at
     FROM input i WHERE i.job_id IN (SELECT job_id FROM ended UNION ALL SELECT job_id FROM requeued)
 )"""
     + FINISHED_SQL
@@ -544,7 +546,8 @@ parked AS (  -- steps already cancelled because of a dependency: no longer resum
     WHERE j.tenant = %(tenant)s AND j.metadata ->> 'workflowId' = %(workflow_id)s::text
       AND j.metadata ? 'workflowId' AND q.job_id = j.job_id AND q.blocked_by IS NOT NULL
 ),
-unstarted AS (SELECT tenant, job_id, 'Workflow cancelled'::text AS reason, NULL::uuid AS cause FROM removed)"""
+unstarted AS (SELECT tenant, job_id, 'Workflow cancelled'::text AS reason, NULL::uuid AS cause,
+                     NULL::text AS cancelled_by FROM removed)"""
     + CANCELLED_UNSTARTED_SQL
     + """
 SELECT (SELECT count(*) FROM removed), (SELECT count(*) FROM flagged)
@@ -660,7 +663,8 @@ lost AS (SELECT * FROM requeued UNION ALL SELECT * FROM ended),
 src AS (
     SELECT tenant, job_id, attempt, outcome, NULL::jsonb AS result,
            'Worker lost: the lease expired without a heartbeat' AS error, 'LeaseExpired' AS error_type,
-           NULL::text AS tb, CASE WHEN outcome = $OUTCOME_RETRY THEN now() END AS next_at
+           NULL::text AS tb, CASE WHEN outcome = $OUTCOME_RETRY THEN now() END AS next_at,
+           NULL::timestamptz AS at
     FROM lost
 )"""
     + FINISHED_SQL

@@ -190,7 +190,12 @@ class JobRunner(abc.ABC):
     def get_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None: ...
 
     @abc.abstractmethod
-    def cancel_job(self, job_id: Any, tenant_id: Any) -> bool: ...
+    def cancel_job(
+        self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> bool:
+        """Cancel a job that has not finished (an id of a recurring schedule deletes the schedule); False when
+        there is nothing to cancel. `reason` (default "Cancelled by request") and `cancelled_by` (who asked) are
+        recorded as the job's `cancelReason` and `cancelledBy`."""
 
     def is_healthy(self) -> bool:
         """The backend answers and no waiting work lacks a live worker (see `unserved_queues`)."""
@@ -404,8 +409,12 @@ class JobRunner(abc.ABC):
     async def aget_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
         return await sync_to_async(self.get_job_status)(job_id, tenant_id)
 
-    async def acancel_job(self, job_id: Any, tenant_id: Any) -> bool:
-        return await sync_to_async(self.cancel_job)(job_id, tenant_id)
+    async def acancel_job(
+        self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> bool:
+        return await sync_to_async(self.cancel_job)(
+            job_id, tenant_id, reason=reason, cancelled_by=cancelled_by
+        )
 
     async def ais_healthy(self) -> bool:
         return await sync_to_async(self.is_healthy)()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
@@ -21,9 +22,55 @@ SIGNAL_PROGRESS = "updateProgress"
 QUERY_STATE = "getJobState"
 
 ACTIVITY_CREATE = "jobscheduler.create_scheduled_job"
+#: The handler attempt of workflows started before PATCH_RECORD_ON_ITS_OWN (Temporal retried it, and every
+#: record write had to succeed inside it).
 ACTIVITY_RUN = "jobscheduler.run_job"
 ACTIVITY_FINALIZE = "jobscheduler.finalize_job"
 ACTIVITY_STEP_QUEUED = "jobscheduler.workflow_step_queued"
+#: One handler attempt, tried once; the workflow decides retries and records what the attempt could not.
+ACTIVITY_ATTEMPT = "jobscheduler.run_attempt"
+#: Bookkeeping: write to the record what an attempt could not (or what the workflow itself learnt).
+ACTIVITY_RECORD = "jobscheduler.record"
+
+#: The workflow version in which bookkeeping retries on its own (see GenericJobWorkflow.run): histories without
+#: this marker replay the first version.
+PATCH_RECORD_ON_ITS_OWN = "record-retries-on-its-own"
+
+#: A run's key in the workflow memo while the record is behind what the workflow knows (the database is away).
+MEMO_RECORD_BEHIND = "recordBehind"
+#: The ApplicationError type of an attempt that did not start because its start could not be recorded.
+RECORD_UNAVAILABLE = "RecordUnavailable"
+
+#: Bookkeeping is retried until the database answers: first after 0.5 s, the wait doubling up to
+#: RECORD_RETRY_MAX_INTERVAL, never giving up. Once the database is back, the record catches up within that.
+RECORD_RETRY_MAX_INTERVAL = timedelta(seconds=5)
+BOOKKEEPING_RETRY = TemporalRetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=RECORD_RETRY_MAX_INTERVAL,
+    maximum_attempts=0,
+)
+#: An attempt activity runs once: its retries are the workflow's, so only the handler's failures count.
+ATTEMPT_RETRY = TemporalRetryPolicy(maximum_attempts=1)
+
+
+class WriteKind(StrEnum):
+    """What a handler wrote while its attempt ran (`current_job().step()` or `.progress()`)."""
+
+    STEP = "step"
+    PROGRESS = "progress"
+
+
+class WorkflowStep(StrEnum):
+    """The `step` of the `getJobState` query (the seed's names)."""
+
+    INITIALIZING = "initializing"
+    EXECUTING = "executing"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
 
 #: Added to a handler's `timeout_ms` to make Temporal's start_to_close_timeout. The activity enforces
 #: `timeout_ms` itself so it can record the timeout; Temporal's timeout is the backstop for a stuck worker.
@@ -96,11 +143,13 @@ class CreateInput:
     max_attempts: int
     scheduled_at: str
     queue: str | None = None
+    timeout_ms: int | None = None
 
 
 @dataclass
 class AttemptInput:
-    """Run one attempt of the handler."""
+    """Run one attempt of the handler. `attempt` is the workflow's count (1-based); 0 in the first version,
+    where Temporal's own attempt number counted."""
 
     job_id: str
     tenant: str
@@ -108,6 +157,44 @@ class AttemptInput:
     retry: RetrySpec
     timeout_ms: int
     heartbeat_timeout_ms: int
+    attempt: int = 0
+
+
+@dataclass
+class AttemptReport:
+    """How an attempt ended, told to the workflow whatever became of its record writes.
+
+    `outcome` is an `Outcome` value, or None when the record had already ended before the attempt began
+    (cancelled meanwhile): nothing ran. `recorded` is False when the end is not in the record yet; `writes` are
+    the handler's steps and progress the record has not got yet, in order (see activities.RecordBuffer). Times
+    are ISO 8601 text, as they travel in workflow history.
+    """
+
+    outcome: str | None
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    next_at: str | None = None
+    ended_at: str | None = None
+    recorded: bool = True
+    writes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RecordInput:
+    """Bookkeeping the workflow asks for, in one transaction: first `writes` (an attempt's steps and progress, or
+    a progress signal), then the cancel request `cancel` ({"reason", "cancelledBy"}), then `end`, the attempt's
+    end (AttemptReport fields). A cancel with no end cancels a job no attempt runs. `behind_since` is when the
+    record first missed something, so it can say how late it caught up."""
+
+    job_id: str
+    tenant: str
+    attempt: int = 0
+    writes: list[dict[str, Any]] = field(default_factory=list)
+    cancel: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    behind_since: str | None = None
 
 
 @dataclass

@@ -1,13 +1,16 @@
 """The monitoring-record side of an attempt, as the activities need it: sync Django code, run in a thread.
 
 Every write goes through `jobscheduler.tracking`. Each function locks the `jobs` row first so a late or repeated
-activity (Temporal delivers at least once) cannot record over a newer state.
+activity (Temporal delivers at least once) cannot record over a newer state: an attempt's end is only taken
+while that attempt is the one running (status `processing`, `attempts` = its number), a handler's step is keyed
+by an id chosen when it happened, so writing any of them twice records it once.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,12 +18,13 @@ from django.db import connections, transaction
 from django.utils import timezone
 from temporalio.client import WorkflowExecutionStatus
 
-from .. import tracking
+from .. import outcomes, tracking
+from ..exceptions import AttemptLost, WorkflowClosed
 from ..models import FINAL_STATUSES, LIVE_STATUSES, Job, JobStatus, Schedule, ScheduleRun, Worker
 from ..queues import DEFAULT_QUEUE
 from ..runners.base import load_job
 from ..states import Outcome, RunnerType
-from .inputs import CreateInput, FinalizeInput, StepQueuedInput
+from .inputs import CreateInput, FinalizeInput, RecordInput, StepQueuedInput, WriteKind
 
 RUNNER_TYPE = RunnerType.TEMPORAL
 
@@ -49,6 +53,7 @@ def create_scheduled_record(req: CreateInput, workflow_id: str, run_id: str) -> 
             max_attempts=req.max_attempts,
             schedule_id=schedule_id,
             queue=req.queue or DEFAULT_QUEUE,
+            timeout_ms=req.timeout_ms,
         )
         user_id = uuid.UUID(req.user_id) if req.user_id else uuid.UUID(int=0)
         tracking.record_created(
@@ -74,22 +79,26 @@ def begin_attempt(
     None when the job is gone or already final.
 
     When the previous attempt started but never recorded its end, its worker died or Temporal timed it out:
-    that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`.
+    that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`. When
+    this very attempt is already recorded as started (an earlier try of it lost the database's answer), nothing
+    is written again.
     """
+    tenant_uuid, job_uuid = uuid.UUID(tenant), uuid.UUID(job_id)
     with transaction.atomic():
         job = _locked_job(tenant, job_id)
         if job is None or job.status in FINAL_STATUSES:
             return None
         if attempt > 1 and job.status == JobStatus.PROCESSING and job.meta.get("attempts") == attempt - 1:
+            lost = AttemptLost(f"Attempt {attempt - 1} was lost: its worker stopped or it timed out")
             tracking.record_finished(
                 [
-                    tracking.AttemptOutcome(
-                        tenant=job.tenant,
-                        job_id=job.job_id,
-                        attempt=attempt - 1,
-                        outcome=Outcome.RETRY,
-                        error=f"Attempt {attempt - 1} was lost: its worker stopped or it timed out",
-                        error_type="AttemptLost",
+                    outcomes.failed(
+                        tenant_uuid,
+                        job_uuid,
+                        attempt - 1,
+                        lost,
+                        will_retry=True,
+                        with_traceback=False,
                         next_at=timezone.now(),
                     )
                 ]
@@ -100,18 +109,121 @@ def begin_attempt(
         job = _locked_job(tenant, job_id)
         if job is None or job.status in FINAL_STATUSES:
             return None
-        tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
+        if not (job.status == JobStatus.PROCESSING and job.meta.get("attempts") == attempt):
+            tracking.record_started(job.tenant, job.job_id, attempt, worker_id=worker_id)
         data = job.meta.get("data")
         return (data if isinstance(data, dict) else {}), job.meta
 
 
+def _is_running(job: Job, attempt: int) -> bool:
+    return job.status == JobStatus.PROCESSING and job.meta.get("attempts") == attempt
+
+
 def end_attempt(outcome: tracking.AttemptOutcome) -> bool:
-    """Record how an attempt ended, unless a newer attempt or a final state already superseded it."""
+    """Record how an attempt ended, unless a newer attempt, a final state or an earlier write of this very end
+    already superseded it."""
     with transaction.atomic():
         job = _locked_job(str(outcome.tenant), str(outcome.job_id))
-        if job is None or job.status in FINAL_STATUSES or job.meta.get("attempts") != outcome.attempt:
+        if job is None or not _is_running(job, outcome.attempt):
             return False
         return tracking.record_finished([outcome]) > 0
+
+
+def apply_writes(
+    tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, writes: Iterable[dict[str, Any]]
+) -> None:
+    """A handler's steps and progress (see activities.RecordBuffer), in the order they happened; a step already
+    recorded (same id) is not recorded again, progress of a job already final is ignored."""
+    for write in writes:
+        if write["kind"] == WriteKind.STEP:
+            tracking.record_step(
+                tenant,
+                job_id,
+                write["name"],
+                write["status"],
+                write.get("result"),
+                attempt=attempt,
+                detail_id=uuid.UUID(write["detailId"]),
+                at=datetime.fromisoformat(write["at"]),
+            )
+        elif write["kind"] == WriteKind.PROGRESS:
+            progress = write.get("progress")
+            tracking.record_progress(
+                tenant, job_id, None if progress is None else float(progress), write.get("message")
+            )
+
+
+def write_now(tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, writes: list[dict[str, Any]]) -> None:
+    """A running handler's writes, made as they come (one transaction for the batch)."""
+    with transaction.atomic():
+        apply_writes(tenant, job_id, attempt, writes)
+
+
+def settle_attempt(
+    tenant: uuid.UUID,
+    job_id: uuid.UUID,
+    attempt: int,
+    writes: list[dict[str, Any]],
+    end: tracking.AttemptOutcome | None,
+) -> bool:
+    """An attempt's unwritten steps and progress, then its end (None: the workflow records it), in one
+    transaction; the end only while that attempt is the one running. Whether the end was recorded now."""
+    with transaction.atomic():
+        job = _locked_job(str(tenant), str(job_id))
+        if job is None:
+            return False
+        apply_writes(tenant, job_id, attempt, writes)
+        return end is not None and _is_running(job, attempt) and tracking.record_finished([end]) > 0
+
+
+def end_of(
+    tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, end: dict[str, Any]
+) -> tracking.AttemptOutcome:
+    """The tracking outcome of an AttemptReport's fields (as they travel in workflow history)."""
+    result = end.get("result")
+    return tracking.AttemptOutcome(
+        tenant=tenant,
+        job_id=job_id,
+        attempt=attempt,
+        outcome=Outcome(end["outcome"]),
+        result_json=None if result is None else json.dumps(result),
+        error=end.get("error"),
+        error_type=end.get("error_type"),
+        traceback=end.get("traceback"),
+        next_at=_time(end.get("next_at")),
+        at=_time(end.get("ended_at")),
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def catch_up(req: RecordInput) -> bool:
+    """Write what the workflow knows and the record does not, in one transaction (see RecordInput): safe to
+    repeat, so Temporal may deliver it any number of times. Returns whether an end or a cancel was recorded."""
+    tenant, job_id = uuid.UUID(req.tenant), uuid.UUID(req.job_id)
+    with transaction.atomic():
+        job = _locked_job(req.tenant, req.job_id)
+        if job is None:
+            return False
+        apply_writes(tenant, job_id, req.attempt, req.writes)
+        reason = (req.cancel or {}).get("reason") or outcomes.DEFAULT_CANCEL_REASON
+        cancelled_by = (req.cancel or {}).get("cancelledBy")
+        ended = False
+        if req.end is not None and _is_running(job, req.attempt):
+            if req.cancel is not None:
+                tracking.record_cancel_requested(tenant, job_id, reason=reason, cancelled_by=cancelled_by)
+            ended = tracking.record_finished([end_of(tenant, job_id, req.attempt, req.end)]) > 0
+        elif req.cancel is not None and job.status in (JobStatus.PENDING, JobStatus.QUEUED):
+            ended = (
+                tracking.record_cancelled_unstarted(tenant, job_id, reason=reason, cancelled_by=cancelled_by)
+                > 0
+            )
+        if ended and req.behind_since:
+            lag = (timezone.now() - datetime.fromisoformat(req.behind_since)).total_seconds()
+            tracking.record_lag(tenant, job_id, max(lag, 0.0))
+        return ended
 
 
 def finalize(req: FinalizeInput) -> bool:
@@ -130,7 +242,7 @@ def finalize(req: FinalizeInput) -> bool:
             tenant=job.tenant,
             job_id=job.job_id,
             attempt=max(attempts, 1),
-            outcome=req.outcome,
+            outcome=Outcome(req.outcome),
             error=req.error,
             error_type=req.error_type,
         )
@@ -202,8 +314,10 @@ def reconcile(job: Job, closed: WorkflowExecutionStatus | None) -> Job:
     if closed == WorkflowExecutionStatus.CANCELED:
         req = FinalizeInput(str(job.job_id), str(job.tenant), Outcome.CANCELLED, "Workflow cancelled")
     elif closed in _CLOSED_FAILURES:
-        error = f"The job's workflow {_CLOSED_FAILURES[closed]} before recording its end"
-        req = FinalizeInput(str(job.job_id), str(job.tenant), Outcome.FAILED, error, "WorkflowClosed")
+        error = WorkflowClosed(f"The job's workflow {_CLOSED_FAILURES[closed]} before recording its end")
+        req = FinalizeInput(
+            str(job.job_id), str(job.tenant), Outcome.FAILED, outcomes.error_text(error), type(error).__name__
+        )
     else:
         return job
     finalize(req)
@@ -211,13 +325,11 @@ def reconcile(job: Job, closed: WorkflowExecutionStatus | None) -> Job:
     return job
 
 
-def cancel_unstarted(job: Job, reason: str | None) -> None:
+def cancel_unstarted(job: Job, reason: str | None, cancelled_by: str | None) -> None:
     """A job no attempt has started yet is cancelled in the record at once (its workflow then skips it)."""
     if job.status in (JobStatus.PENDING, JobStatus.QUEUED):
-        finalize(
-            FinalizeInput(
-                str(job.job_id), str(job.tenant), Outcome.CANCELLED, reason or "Cancelled by request"
-            )
+        tracking.record_cancelled_unstarted(
+            job.tenant, job.job_id, reason=reason or outcomes.DEFAULT_CANCEL_REASON, cancelled_by=cancelled_by
         )
 
 

@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -51,12 +51,14 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .. import tracking, uniqueness, validation
+from .. import outcomes, tracking, uniqueness, validation
 from ..conf import env_setting, setting
 from ..exceptions import InvalidJobData, RunnerUnavailable
 from ..ids import new_id, parse_uuid
 from ..models import Job, JobStatus, Schedule
 from ..models import Workflow as WorkflowRow
+from ..outcomes import DEFAULT_CANCEL_REASON
+from ..record_keys import RECORD_BEHIND
 from ..registry import JobHandlerRegistry
 from ..runners.base import (
     HandOver,
@@ -75,6 +77,7 @@ from . import records, workflows
 from .client import connect_client
 from .inputs import (
     GRAPH_WORKFLOW_NAME,
+    MEMO_RECORD_BEHIND,
     SIGNAL_CANCEL,
     SIGNAL_CANCEL_WORKFLOW,
     WORKFLOW_NAME,
@@ -515,7 +518,7 @@ class TemporalJobRunner(JobRunner):
                 "Debounce needs the pgboss backend: a Temporal workflow's data cannot be replaced once it is "
                 "started (use Throttle or Unique)"
             )
-        extra = {**validation.encode_metadata(metadata), "timeoutMs": spec.timeout_ms, **trace}
+        extra = {**validation.encode_metadata(metadata), **trace}
         job_id = new_id()
         meta_json = tracking.build_metadata(
             data_json,
@@ -526,6 +529,7 @@ class TemporalJobRunner(JobRunner):
             schedule_id=schedule_id,
             queue=queue,
             unique_key=policy.key if policy else None,
+            timeout_ms=spec.timeout_ms,
         )
         delay = None
         if run_at is not None:
@@ -663,20 +667,12 @@ class TemporalJobRunner(JobRunner):
             if taken is not None:
                 return taken
         if started.error is not None:
-            error = f"Temporal refused to start the job at {self.address}: {started.error}"
-            tracking.record_finished(
-                [
-                    tracking.AttemptOutcome(
-                        tenant=job.tenant,
-                        job_id=job.job_id,
-                        attempt=0,
-                        outcome=Outcome.FAILED,
-                        error=error,
-                        error_type=RunnerUnavailable.__name__,
-                    )
-                ]
+            error = RunnerUnavailable(f"Temporal refused to start the job at {self.address}: {started.error}")
+            refused = outcomes.failed(
+                job.tenant, job.job_id, 0, error, will_retry=False, with_traceback=False
             )
-            raise RunnerUnavailable(error) from started.error
+            tracking.record_finished([refused])
+            raise error from started.error
         if started.run_id is None:
             reason = f"Duplicate of singleton job {started.existing_job_id} (key {plan.singleton_key!r})"
             tracking.record_cancelled_unstarted(job.tenant, job.job_id, reason=reason)
@@ -692,35 +688,37 @@ class TemporalJobRunner(JobRunner):
         job = load_job(job_id, tenant_id)
         if job is None:
             return None
-        if records.is_live_temporal(job):
-            closed = self._rpc(self._closed_status(job.external_id))
-            job = records.reconcile(job, closed)
-        return status_from_record(job)
+        if not records.is_live_temporal(job):
+            return status_from_record(job)
+        view = self._rpc(self._workflow_view(job.external_id))
+        return _status(records.reconcile(job, view.closed), view)
 
     async def aget_job_status(self, job_id: Any, tenant_id: Any) -> JobStatusInfo | None:
         job = await sync_to_async(load_job)(job_id, tenant_id)
         if job is None:
             return None
-        if records.is_live_temporal(job):
-            closed = await self._arpc(self._closed_status(job.external_id))
-            job = await sync_to_async(records.reconcile)(job, closed)
-        return status_from_record(job)
+        if not records.is_live_temporal(job):
+            return status_from_record(job)
+        view = await self._arpc(self._workflow_view(job.external_id))
+        return _status(await sync_to_async(records.reconcile)(job, view.closed), view)
 
-    async def _closed_status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
-        """The workflow's status when it has closed (the record may then be stale); None while it runs, or
-        while Temporal is known to be unreachable (the record is then the best answer there is)."""
+    async def _workflow_view(self, workflow_id: str) -> _WorkflowView:
+        """What Temporal says of a live job's workflow: closed (the record may then be stale), and whether the
+        record is behind the workflow (its memo). Unknown, or Temporal known to be unreachable: nothing, the
+        record is then the best answer there is."""
         if self._down is not None and not await self._probe():
-            return None
+            return _WorkflowView()
         try:
             client = await self._client_ready()
             desc = await client.get_workflow_handle(workflow_id).describe(
                 rpc_timeout=timedelta(seconds=self.rpc_timeout_seconds)
             )
+            behind = bool(await desc.memo_value(MEMO_RECORD_BEHIND, False))
         except (RPCError, RunnerUnavailable) as exc:
-            # Unknown to Temporal, or Temporal unreachable: the record is the best answer there is.
             logger.debug("Could not describe workflow %s: %s", workflow_id, exc)
-            return None
-        return None if desc.status == WorkflowExecutionStatus.RUNNING else desc.status
+            return _WorkflowView()
+        closed = None if desc.status == WorkflowExecutionStatus.RUNNING else desc.status
+        return _WorkflowView(closed=closed, record_behind=behind)
 
     def cancel_job(
         self, job_id: Any, tenant_id: Any, *, reason: str | None = None, cancelled_by: str | None = None
@@ -733,7 +731,7 @@ class TemporalJobRunner(JobRunner):
             return True
         if target is None:
             return False
-        records.cancel_unstarted(target, reason)
+        records.cancel_unstarted(target, reason, cancelled_by)
         self._rpc(self._signal_cancel(target.external_id, reason, cancelled_by))
         return True
 
@@ -747,7 +745,7 @@ class TemporalJobRunner(JobRunner):
             return True
         if target is None:
             return False
-        await sync_to_async(records.cancel_unstarted)(target, reason)
+        await sync_to_async(records.cancel_unstarted)(target, reason, cancelled_by)
         await self._arpc(self._signal_cancel(target.external_id, reason, cancelled_by))
         return True
 
@@ -759,7 +757,7 @@ class TemporalJobRunner(JobRunner):
         client = await self._client_ready()
         try:
             await client.get_workflow_handle(workflow_id).signal(
-                SIGNAL_CANCEL, {"reason": reason or "Cancelled by request", "cancelledBy": cancelled_by}
+                SIGNAL_CANCEL, {"reason": reason or DEFAULT_CANCEL_REASON, "cancelledBy": cancelled_by}
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:  # the workflow already closed
@@ -1064,6 +1062,21 @@ class TemporalJobRunner(JobRunner):
             return schedule
         job = load_job(job_id, tenant_id)
         return job if job is not None and records.is_live_temporal(job, with_workflow=False) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkflowView:
+    closed: WorkflowExecutionStatus | None = None
+    record_behind: bool = False
+
+
+def _status(job: Job, view: _WorkflowView) -> JobStatusInfo:
+    """The record's status; while the record is behind its workflow (the database was away), it says so
+    (`metadata["recordBehind"]`), so a job that ran is not mistaken for one stuck or failed."""
+    info = status_from_record(job)
+    if view.record_behind and not job.is_finished:
+        return replace(info, metadata={**info.metadata, RECORD_BEHIND: True})
+    return info
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,13 +83,21 @@ async def running_worker(
 
 
 async def _heartbeat(activities: JobActivities) -> None:
-    """Keep the workers-table row fresh (rows silent for WORKER_EXPIRY_SECONDS are dropped)."""
+    """Keep the workers-table row fresh (rows silent for WORKER_EXPIRY_SECONDS are dropped). While the database
+    is away the heartbeat says so once, not at every beat."""
+    failing = False
     while True:
         await asyncio.sleep(float(setting("HEARTBEAT_SECONDS")))
         try:
             await activities.db(records.heartbeat_worker, activities.worker_id, sorted(activities.running))
         except Exception:
-            logger.warning("Worker heartbeat failed", exc_info=True)
+            if not failing:
+                logger.warning("Worker heartbeat failed (quiet until it succeeds again)", exc_info=True)
+            failing = True
+            continue
+        if failing:
+            logger.warning("Worker heartbeat works again")
+        failing = False
 
 
 def run_temporal_worker(

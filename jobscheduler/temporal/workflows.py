@@ -60,8 +60,6 @@ def write_retry(job: Job, retry_id: uuid.UUID) -> list[Job]:
         if k in meta
     }
     extra["retryOf"] = str(job.job_id)
-    if "timeoutMs" in meta:
-        extra["timeoutMs"] = meta["timeoutMs"]
     data = meta.get("data")
     tracking.record_created(
         [
@@ -74,6 +72,7 @@ def write_retry(job: Job, retry_id: uuid.UUID) -> list[Job]:
                     extra=extra,
                     max_attempts=meta.get("maxAttempts"),
                     priority=int(meta.get("priority") or 0),
+                    timeout_ms=meta.get("timeoutMs"),
                 ),
                 job.user_id,
             )

@@ -134,6 +134,7 @@ def check(
     *,
     faulted_pids: Iterable[int] = (),
     expect_completed: bool | Iterable = True,
+    record_url: str | None = None,
     dependencies: dict | None = None,
 ) -> LedgerReport:
     """Check the ledger of one test against the record; prints and keeps the one-line summary.
@@ -142,7 +143,8 @@ def check(
     paused or stopped (their executions may legitimately be repeated). `dependencies`: for workflow steps, each
     step's id and the ids it waits for (their order is checked). `expect_completed`: every committed
     job must end `completed` with a successful execution (False, or the ids that must, for tests whose other
-    jobs end failed on purpose; those check the final status themselves).
+    jobs end failed on purpose; those check the final status themselves). `record_url`: where the record
+    (`jobs`, `job_details`, the queue) lives when it is not the session's database (the ledger always is).
     """
     ids = {uuid.UUID(str(i)) for i in committed}
     if isinstance(expect_completed, bool):
@@ -154,7 +156,7 @@ def check(
     by_job: dict[uuid.UUID, list[Execution]] = defaultdict(list)
     for e in executions:
         by_job[e.job_id].append(e)
-    with psycopg.connect(libpq_url()) as conn:
+    with psycopg.connect(record_url or libpq_url()) as conn:
         status = dict(
             conn.execute(
                 "SELECT job_id, status::text FROM jobs WHERE job_id = ANY(%s)", [list(ids)]

@@ -35,6 +35,17 @@ def test_cancel_a_queued_job(operator_client, acme):
     assert response.redirect_chain[-1][0] == reverse("jobscheduler:job-detail", args=[job.job_id])
 
 
+def test_cancel_records_the_user_who_asked(operator_client, operator, acme):
+    job = enqueue(acme)
+    operator_client.post(reverse("jobscheduler:job-cancel", args=[job.job_id]))
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert job.meta["cancelledBy"] == operator.username
+    assert job.meta["cancelReason"] == "Cancelled by request"
+    body = operator_client.get(reverse("jobscheduler:job-detail", args=[job.job_id])).content.decode()
+    assert "Cancelled by" in body and operator.username in body
+
+
 def test_cancel_a_finished_job_is_refused(operator_client, acme):
     job = finished_job(acme)
     response = operator_client.post(reverse("jobscheduler:job-cancel", args=[job.job_id]), follow=True)

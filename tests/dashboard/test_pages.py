@@ -259,6 +259,38 @@ def test_detail_shows_everything(operator_client, acme):
     assert f'data-copy="{job.job_id}"' in body
 
 
+def test_detail_shows_an_error_with_its_type_once(operator_client, acme):
+    job = finished_job(
+        acme,
+        JobStatus.FAILED,
+        metadata={
+            "error": "RemoteServiceError: remote service returned 503",
+            "errorType": "RemoteServiceError",
+        },
+    )
+    body = operator_client.get(reverse("jobscheduler:job-detail", args=[job.job_id])).content.decode()
+    assert "RemoteServiceError: remote service returned 503" in body
+    assert "RemoteServiceError RemoteServiceError" not in body
+    assert "RemoteServiceError: RemoteServiceError" not in body
+    # A step recorded with the bare message (an older record) gets its type, once.
+    assert "RemoteServiceError: remote service returned 503 (attempt 1)" in body
+
+
+def test_detail_shows_who_cancelled_and_a_late_record(operator_client, acme):
+    job = finished_job(
+        acme,
+        JobStatus.CANCELLED,
+        metadata={
+            "cancelReason": "not needed",
+            "cancelledBy": "admin@example.com",
+            "recordLagSeconds": 23.44,
+        },
+    )
+    body = operator_client.get(reverse("jobscheduler:job-detail", args=[job.job_id])).content.decode()
+    assert "not needed" in body and "admin@example.com" in body
+    assert "caught up 23.4 s late" in body
+
+
 def test_detail_of_running_job_refreshes_and_offers_cancel(operator_client, acme):
     job = JobFactory(
         tenant=acme.tenant,

@@ -222,7 +222,7 @@ def test_a_cancelled_task_is_failed_with_a_clear_error(settings):
     assert result.status == TaskResultStatus.FAILED and result.finished_at is not None
     assert [e.exception_class_path for e in result.errors] == ["jobscheduler.exceptions.JobCancelled"]
     assert result.errors[0].traceback == (
-        "jobscheduler.exceptions.JobCancelled: the job was cancelled (Cancelled before it started)"
+        "jobscheduler.exceptions.JobCancelled: the job was cancelled (Cancelled by request)"
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from datetime import datetime
 
 import psycopg
 
@@ -68,6 +69,21 @@ def wait_cancel(job_id, data):
         job.raise_if_cancelled()
         time.sleep(0.02)
     return "never cancelled"
+
+
+@job_handler("t.odd_result", retry=RetryPolicy(max_attempts=1))
+def odd_result(job_id, data):
+    """A result that is not JSON: an object and a NaN."""
+    return {"when": datetime(2024, 1, 1), "ratio": float("nan")}
+
+
+@job_handler("t.overrun", timeout_ms=500, retry=RetryPolicy(max_attempts=1))
+def overrun(job_id, data):
+    """Runs past its 500 ms timeout (for 2 s, in short sleeps), then would return."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "too late"
 
 
 @job_handler("t.timed", retry=RetryPolicy(max_attempts=2, initial_interval_ms=100, max_interval_ms=100))

@@ -89,7 +89,7 @@ def test_retries_follow_the_handler_policy(runner, job_name, tenant):
     failed = JobDetail.objects.filter(job_id=result.job_id, step_name="execution_failed").order_by(
         "retry_count"
     )
-    assert [d.result["error"] for d in failed] == ["try 1", "try 2"]
+    assert [d.result["error"] for d in failed] == ["ConnectionError: try 1", "ConnectionError: try 2"]
     assert failed[0].result["errorType"] == "ConnectionError" and "Traceback" in failed[0].result["traceback"]
 
 
@@ -106,13 +106,14 @@ def test_exhausted_and_non_retryable_failures_fail_the_job(runner, job_name, ten
     no_retry = runner.schedule_job(job_name, {"tenantId": str(tenant)})  # KeyError: never retried
 
     job = wait_for_status(exhausted.job_id, "failed")
-    assert job.meta["attempts"] == 2 and job.meta["error"] == "bad" and job.meta["errorType"] == "ValueError"
+    assert job.meta["attempts"] == 2 and job.meta["error"] == "ValueError: bad"
+    assert job.meta["errorType"] == "ValueError"
     assert [s for s, _ in steps(exhausted.job_id)].count("execution_started") == 2
     job = wait_for_status(no_retry.job_id, "failed")
     assert job.meta["attempts"] == 1 and job.meta["errorType"] == "KeyError"
     assert steps(no_retry.job_id) == [("execution_started", "processing"), ("execution_failed", "failed")]
     status = runner.get_job_status(no_retry.job_id, tenant)
-    assert status.status == "failed" and status.error == "'why'"
+    assert status.status == "failed" and status.error == "KeyError: 'why'"
 
 
 def test_timeout_fires(runner, job_name, tenant):

@@ -13,11 +13,12 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from jobscheduler import current_job
+from jobscheduler.models import JobDetail
 from jobscheduler.registry import JobHandlerRegistry
 from jobscheduler.temporal.inputs import QUERY_STATE, SIGNAL_CANCEL, SIGNAL_PROGRESS, WORKFLOW_NAME, JobInput
 from jobscheduler.temporal.workflow import GenericJobWorkflow
 
-from .conftest import steps, wait_for_status, wait_until
+from .conftest import job_row, steps, wait_for_status, wait_until
 
 pytestmark = [pytest.mark.temporal, pytest.mark.django_db(transaction=True)]
 
@@ -55,26 +56,32 @@ def test_signals_and_query(runner, job_name, tenant):
         return _call(runner, lambda c: c.get_workflow_handle(wf).query(QUERY_STATE))
 
     state = wait_until(lambda: (s := query())["progress"] == 30 and s)
-    assert state["step"] == "running" and state["startedAt"] and state["completedAt"] is None
-    assert state["message"] == "started"
+    assert state["step"] == "executing" and state["startedAt"] and state["completedAt"] is None
+    assert state["message"] == "started" and state["attempt"] == 1 and state["recordBehind"] is False
     assert wait_for_status(result.job_id, "processing").meta["progress"] == 30
 
     _call(
         runner, lambda c: c.get_workflow_handle(wf).signal(SIGNAL_PROGRESS, {"progress": 55, "message": "op"})
     )
     assert wait_until(lambda: (s := query())["progress"] == 55 and s)["message"] == "op"
+    # The signal is the job's progress: in the record, not only in the workflow's state.
+    meta = wait_until(lambda: (m := job_row(result.job_id).meta)["progress"] == 55 and m)
+    assert meta["progressMessage"] == "op"
+    assert runner.get_job_status(result.job_id, tenant).progress == 55
 
     _call(
         runner,
         lambda c: c.get_workflow_handle(wf).signal(SIGNAL_CANCEL, {"reason": "ops", "cancelledBy": "me"}),
     )
     job = wait_for_status(result.job_id, "cancelled", timeout=10)
-    assert job.meta["cancelReason"]
+    assert job.meta["cancelReason"] == "ops" and job.meta["cancelledBy"] == "me"
     final = _call(runner, lambda c: c.get_workflow_handle(wf).result())
-    assert final["status"] == "cancelled"
+    assert final["status"] == "cancelled" and final["reason"] == "ops"
     state = query()
     assert state["step"] == "cancelled" and state["completedAt"]
     assert steps(result.job_id)[-1] == ("execution_cancelled", "cancelled")
+    cancelled = JobDetail.objects.get(job_id=result.job_id, step_name="execution_cancelled").result
+    assert cancelled == {"attempt": 1, "reason": "ops", "cancelledBy": "me"}
 
 
 def _scheduled_style_run(runner, job_name, tenant):

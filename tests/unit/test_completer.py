@@ -132,4 +132,4 @@ def test_finish_params_fill_every_parameter_of_the_finish_statement_and_no_other
 
 def test_record_finished_params_fill_every_parameter_of_its_row_source():
     placeholders = set(re.findall(r"%\((\w+)\)s", tracking.FINISHED_SRC_FROM_ARRAYS))
-    assert set(tracking.outcome_columns([])) | {"next_ats"} == placeholders
+    assert set(tracking.outcome_columns([])) | {"next_ats", "ats"} == placeholders

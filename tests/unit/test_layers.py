@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "jobscheduler"
 FOUNDATION = {
     "models",
     "tracking",
+    "outcomes",
     "states",
     "ids",
     "record_keys",
