@@ -134,7 +134,7 @@ def record_withdrawn(tenant: uuid.UUID, job_id: uuid.UUID, *, runner_type: Runne
 # -- an attempt starts ------------------------------------------------------------------------------------------
 
 #: `src` rows: (tenant, job_id, attempt). Parameter: %(worker_id)s.
-STARTED_SQL = """,
+_STARTED = """,
 started AS (
     UPDATE jobs j
     SET status = 'processing', updated_at = now(),
@@ -142,7 +142,7 @@ started AS (
             || jsonb_build_object('attempts', src.attempt, 'lastStartedAt', now(), 'workerId', %(worker_id)s::text)
             || CASE WHEN j.metadata ? 'startedAt' THEN '{}'::jsonb ELSE jsonb_build_object('startedAt', now()) END
     FROM src
-    WHERE j.tenant = src.tenant AND j.job_id = src.job_id
+    WHERE j.tenant = src.tenant AND j.job_id = src.job_id$ONLY_WAITING
     RETURNING j.tenant, j.job_id, src.attempt, j.metadata -> 'data' AS data,
               j.metadata ->> 'traceparent' AS traceparent, j.metadata ->> 'tracestate' AS tracestate
 ),
@@ -155,17 +155,45 @@ started_step AS (
     FROM started
 )
 """
+STARTED_SQL = _STARTED.replace("$ONLY_WAITING", "")
+#: STARTED_SQL for a job waiting for the attempt (`pending` or `queued`) only: a job already running, final or
+#: gone is left alone. The condition is re-checked on the newest row once the UPDATE holds its lock, so a
+#: concurrent write cannot slip in between.
+STARTED_IF_WAITING_SQL = _STARTED.replace("$ONLY_WAITING", "\n      AND j.status IN ('pending', 'queued')")
+
+#: One `src` row for the STARTED statements: (tenant, job_id, attempt).
+_ONE_ATTEMPT_SRC = (
+    "WITH src AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id, %(attempt)s::int AS attempt)"
+)
 
 
 def record_started(
     tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, *, worker_id: str, cursor=None
 ) -> None:
-    sql = (
-        "WITH src AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id, %(attempt)s::int AS attempt)"
-        + STARTED_SQL
-        + "SELECT count(*) FROM started"
-    )
+    sql = _ONE_ATTEMPT_SRC + STARTED_SQL + "SELECT count(*) FROM started"
     _execute(sql, {"tenant": tenant, "job_id": job_id, "attempt": attempt, "worker_id": worker_id}, cursor)
+
+
+def record_started_if_waiting(
+    tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, *, worker_id: str
+) -> dict[str, Any] | None:
+    """Start attempt `attempt` of a job that waits for it (`pending` or `queued`), in one statement: the job's
+    payload (`data`) and trace context (`traceparent`, `tracestate`), or None when the job was not waiting
+    (already running, final or gone), which the caller then looks at under a lock. The common case of a Temporal
+    attempt's start is this one round trip, with no lock taken first."""
+    sql = _ONE_ATTEMPT_SRC + STARTED_IF_WAITING_SQL + "SELECT data, traceparent, tracestate FROM started"
+    with django_connection.cursor() as cur:
+        cur.execute(sql, {"tenant": tenant, "job_id": job_id, "attempt": attempt, "worker_id": worker_id})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    data, traceparent, tracestate = row
+    data = json.loads(data) if isinstance(data, str | bytes) else data
+    return {
+        "data": data if isinstance(data, dict) else {},
+        **({"traceparent": traceparent} if traceparent else {}),
+        **({"tracestate": tracestate} if tracestate else {}),
+    }
 
 
 # -- an attempt ends --------------------------------------------------------------------------------------------
@@ -189,7 +217,7 @@ def _ms_since(started_at: str, until: str = "clock_timestamp()") -> str:
 #: end recorded after the fact (NULL: now). A cancel request already in the record (`cancelReason`,
 #: `cancelledBy`, see `record_cancel_requested`) is kept by a cancelled end and dropped by a completed or failed
 #: one (the request came too late).
-FINISHED_SQL = render_sql(
+_FINISHED = (
     """,
 finished AS (
     UPDATE jobs j
@@ -212,7 +240,7 @@ finished AS (
                  ELSE jsonb_build_object('attempts', greatest(src.attempt - 1, 0))
                END
     FROM src
-    WHERE j.tenant = src.tenant AND j.job_id = src.job_id
+    WHERE j.tenant = src.tenant AND j.job_id = src.job_id$ONLY_RUNNING
     RETURNING j.tenant, j.job_id, src.attempt, src.outcome, src.result, src.error, src.error_type, src.tb,
               src.next_at, src.at, j.metadata ->> 'cancelReason' AS cancel_reason,
               j.metadata -> 'cancelledBy' AS cancelled_by, j.metadata ->> 'workerId' AS worker_id, """
@@ -250,6 +278,16 @@ finished_steps AS (
     ORDER BY f.job_id, step.ord
 )
 """
+)
+FINISHED_SQL = render_sql(_FINISHED.replace("$ONLY_RUNNING", ""))
+#: FINISHED_SQL for ends that may come late or twice (Temporal delivers at least once): an end is only taken
+#: while its attempt is the one running (`processing`, `attempts` = its number), checked on the newest row
+#: under the UPDATE's lock.
+FINISHED_IF_RUNNING_SQL = render_sql(
+    _FINISHED.replace(
+        "$ONLY_RUNNING",
+        "\n      AND j.status = 'processing' AND j.metadata ->> 'attempts' = src.attempt::text",
+    )
 )
 
 #: A row source for FINISHED_SQL from parallel arrays (see `outcome_columns`).
@@ -300,7 +338,17 @@ def record_finished(outcomes: Sequence[AttemptOutcome], *, cursor=None) -> int:
     """Record how attempts ended (Temporal activities). Returns the number of jobs rows updated."""
     if not outcomes:
         return 0
-    sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + FINISHED_SQL + "SELECT count(*) FROM finished"
+    return _finish(FINISHED_SQL, outcomes, cursor)
+
+
+def record_finished_if_running(outcome: AttemptOutcome) -> bool:
+    """Record how an attempt ended, only while it is the one running (see FINISHED_IF_RUNNING_SQL), in one
+    statement with no lock taken first; whether it was recorded (False: superseded, final or gone)."""
+    return _finish(FINISHED_IF_RUNNING_SQL, [outcome], None) > 0
+
+
+def _finish(finished_sql: str, outcomes: Sequence[AttemptOutcome], cursor) -> int:
+    sql = "WITH src AS (" + FINISHED_SRC_FROM_ARRAYS + ")" + finished_sql + "SELECT count(*) FROM finished"
     params = outcome_columns(outcomes) | {
         "next_ats": [o.next_at for o in outcomes],
         "ats": [o.at for o in outcomes],

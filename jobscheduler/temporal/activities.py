@@ -360,7 +360,7 @@ class JobActivities:
     async def _run(self, attempt: _Attempt) -> Any:
         req = attempt.req
         progress: dict[str, Any] = {}
-        # Heartbeats from the first moment: a record write that is slow while the database goes away must not
+        # Heartbeats from the first moment on: a record write that is slow while the database goes away must not
         # look like a dead worker to Temporal (which would count the attempt as lost).
         beat = asyncio.create_task(_heartbeat(progress, req.heartbeat_timeout_ms / 4000))
         self.running.add(req.job_id)
@@ -575,10 +575,15 @@ async def _despite_cancel(work: Awaitable[T], timeout: float) -> T:
 
 
 async def _heartbeat(progress: dict[str, Any], interval: float) -> None:
-    """Heartbeat until cancelled: proves the worker is alive and is how Temporal delivers cancellation."""
+    """Heartbeat until cancelled: proves the worker is alive and is how Temporal delivers cancellation.
+
+    The first beat comes after one interval (a quarter of the heartbeat timeout), not at once: the SDK sends a
+    first heartbeat to the server immediately (later ones it throttles), which would be one more RPC and one
+    more server write for every job, however short; a job done within the interval needs none.
+    """
     while True:
-        activity.heartbeat(progress.copy())
         await asyncio.sleep(interval)
+        activity.heartbeat(progress.copy())
 
 
 async def _signal_quietly(workflow: Any, update: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ A step's child starts once every step it waits for has ended; the children recor
 rows as any Temporal job, so the dashboard does not change. A step whose dependency ended failed or cancelled
 (without run_after_failure) is recorded cancelled, naming that dependency, and is never started. The
 `cancelWorkflow` signal cancels the steps not yet started and signals the running children to stop. Like all
-workflow code this is replayed: it only keeps state and starts children and activities.
+workflow code this is replayed: it only keeps state and starts children and activities. Like GenericJobWorkflow
+it runs outside the SDK's sandbox (see workflow.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def step_workflow_id(job_id: str) -> str:
     return f"job-{job_id}"
 
 
-@workflow.defn(name=GRAPH_WORKFLOW_NAME)
+@workflow.defn(name=GRAPH_WORKFLOW_NAME, sandboxed=False)
 class JobGraphWorkflow:
     def __init__(self) -> None:
         self._outcomes: dict[str, str] = {}

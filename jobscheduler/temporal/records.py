@@ -82,8 +82,13 @@ def begin_attempt(
     that attempt is recorded as failed-and-retried first, so every attempt has its end in `job_details`. When
     this very attempt is already recorded as started (an earlier try of it lost the database's answer), nothing
     is written again.
+
+    The usual start, of a job waiting for it, is one statement; only the others take the lock and look closer.
     """
     tenant_uuid, job_uuid = uuid.UUID(tenant), uuid.UUID(job_id)
+    started = tracking.record_started_if_waiting(tenant_uuid, job_uuid, attempt, worker_id=worker_id)
+    if started is not None:
+        return started["data"], started
     with transaction.atomic():
         job = _locked_job(tenant, job_id)
         if job is None or job.status in FINAL_STATUSES:
@@ -167,7 +172,12 @@ def settle_attempt(
     end: tracking.AttemptOutcome | None,
 ) -> bool:
     """An attempt's unwritten steps and progress, then its end (None: the workflow records it), in one
-    transaction; the end only while that attempt is the one running. Whether the end was recorded now."""
+    transaction; the end only while that attempt is the one running. Whether the end was recorded now.
+
+    With nothing but the end to write (a handler that wrote no step, or whose steps are written already) it
+    is one statement."""
+    if not writes:
+        return end is not None and tracking.record_finished_if_running(end)
     with transaction.atomic():
         job = _locked_job(str(tenant), str(job_id))
         if job is None:

@@ -76,6 +76,7 @@ from ..workflows import Workflow, WorkflowResult, plan
 from . import records, workflows
 from .client import connect_client
 from .inputs import (
+    CURRENT_VERSION,
     GRAPH_WORKFLOW_NAME,
     MEMO_RECORD_BEHIND,
     SIGNAL_CANCEL,
@@ -561,6 +562,7 @@ class TemporalJobRunner(JobRunner):
             ),
             timeout_ms=spec.timeout_ms,
             heartbeat_timeout_ms=self.heartbeat_timeout_ms,
+            version=CURRENT_VERSION,
             **fields,
         )
 

@@ -5,8 +5,9 @@ record, the handler) happens in activities. Its state answers the `getJobState` 
 job (the running handler sees `current_job().is_cancelled`; who asked and why are recorded), `updateProgress`
 becomes the job's progress, in the query and in the record.
 
-Two versions live here, chosen by `workflow.patched(PATCH_RECORD_ON_ITS_OWN)` so that histories recorded by the
-first still replay:
+Two versions live here. A run whose input says `version` = CURRENT_VERSION (every start since that field) runs
+the current one; an older input is decided by `workflow.patched(PATCH_RECORD_ON_ITS_OWN)`, so that histories
+recorded by the first version still replay, and so do those of the current one recorded with the patch marker:
 
 - the current one runs each attempt as an activity tried once (`run_attempt`) and keeps the retry loop itself:
   only the handler's own failures (and lost attempts) count as attempts. An attempt reports how it ended even
@@ -14,6 +15,12 @@ first still replay:
   database answers, before it goes on. So the record catches up with everything Temporal knows, in order;
 - the first one (`_run_first_version`) ran the handler activity under the handler's retry policy, its record
   writes inside it; kept for runs started before the change.
+
+It runs outside the SDK's workflow sandbox (`sandboxed=False`): the sandbox imports the workflow's module afresh
+for every run (compiling it from source where no bytecode cache is written) and proxies its imports, the
+largest cost of a short job on the worker. The sandbox guards user-written workflow code; this is ours, takes
+no user code (handlers run in activities), and its determinism is checked by replaying recorded histories
+(tests/temporal/histories).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ATTEMPT_RETRY,
         BOOKKEEPING_RETRY,
         BOOKKEEPING_TIMEOUT,
+        CURRENT_VERSION,
         MEMO_RECORD_BEHIND,
         PATCH_RECORD_ON_ITS_OWN,
         QUERY_STATE,
@@ -65,7 +73,7 @@ RECORD_WAIT_INITIAL = timedelta(milliseconds=500)
 WORKFLOW_CANCEL_REASON = "Workflow cancellation requested"
 
 
-@workflow.defn(name=WORKFLOW_NAME)
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
 class GenericJobWorkflow:
     def __init__(self) -> None:
         self._step = WorkflowStep.INITIALIZING
@@ -84,7 +92,7 @@ class GenericJobWorkflow:
 
     @workflow.run
     async def run(self, job: JobInput) -> dict[str, Any]:
-        if not workflow.patched(PATCH_RECORD_ON_ITS_OWN):
+        if job.version < CURRENT_VERSION and not workflow.patched(PATCH_RECORD_ON_ITS_OWN):
             return await self._run_first_version(job)
         self._records_signals = True
         job_id = job.job_id or await self._create_record(job, BOOKKEEPING_RETRY)

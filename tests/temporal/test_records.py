@@ -129,3 +129,67 @@ def test_progress_after_the_end_changes_nothing(tenant):
 
     job = Job.objects.get(job_id=job_id)
     assert job.meta["progress"] == 100 and job.meta.get("progressMessage") != "late signal"
+
+
+def _end(tenant: uuid.UUID, job_id: uuid.UUID, attempt: int, outcome: Outcome) -> tracking.AttemptOutcome:
+    return tracking.AttemptOutcome(tenant=tenant, job_id=job_id, attempt=attempt, outcome=outcome)
+
+
+def test_an_end_with_nothing_else_to_write_is_taken_once_and_only_from_the_running_attempt(tenant):
+    """settle_attempt's one-statement form (no steps to write): the guard is in the statement."""
+    job_id = _running_job(tenant, attempt=2)
+
+    assert records.settle_attempt(tenant, job_id, 1, [], _end(tenant, job_id, 1, Outcome.FAILED)) is False
+    assert records.settle_attempt(tenant, job_id, 2, [], _end(tenant, job_id, 2, Outcome.COMPLETED)) is True
+    assert records.settle_attempt(tenant, job_id, 2, [], _end(tenant, job_id, 2, Outcome.COMPLETED)) is False
+    assert records.settle_attempt(tenant, job_id, 2, [], None) is False
+
+    job = Job.objects.get(job_id=job_id)
+    assert job.status == "completed"
+    steps = [s for s, _ in _steps(job_id)]
+    assert (steps.count("execution_failed"), steps.count("execution_completed")) == (
+        1,
+        1,
+    )  # attempt 1's retry
+
+
+def test_the_start_of_a_job_that_waits_for_no_attempt_is_looked_at_closely(tenant):
+    """begin_attempt's one statement only starts a job that waits (pending or queued); the others take the
+    locked path: a final job runs nothing, a lost attempt is recorded before the next one starts."""
+    finished = _running_job(tenant)
+    records.settle_attempt(tenant, finished, 1, [], _end(tenant, finished, 1, Outcome.COMPLETED))
+    assert records.begin_attempt(str(tenant), str(finished), 2, "temporal:test:3") is None
+    assert Job.objects.get(job_id=finished).meta["attempts"] == 1
+
+    lost = _running_job(tenant)  # attempt 1 started, its worker died: attempt 2 begins
+    assert records.begin_attempt(str(tenant), str(lost), 2, "temporal:test:4")[0] == {"n": 1}
+    job = Job.objects.get(job_id=lost)
+    assert (job.status, job.meta["attempts"], job.meta["workerId"]) == ("processing", 2, "temporal:test:4")
+    assert _steps(lost) == [
+        ("execution_started", "processing"),
+        ("execution_failed", "failed"),
+        ("execution_retry_scheduled", "queued"),
+        ("execution_started", "processing"),
+    ]
+
+
+def test_a_waiting_job_starts_in_one_statement_with_its_payload_and_trace_context(
+    tenant, django_assert_num_queries
+):
+    job_id = new_id()
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "k=v"}
+    meta = tracking.build_metadata(json.dumps({"n": 2}), extra=trace, max_attempts=1)
+    tracking.record_created(
+        [tracking.NewJob(tenant, job_id, "t.records", meta, uuid.UUID(int=0))],
+        status=JobStatus.PENDING,
+        runner_type=RunnerType.TEMPORAL,
+    )
+    tracking.record_queued(tenant, job_id, external_id=f"job-{job_id}", external_run_id="run")
+
+    with django_assert_num_queries(1):
+        data, carrier = records.begin_attempt(str(tenant), str(job_id), 1, "temporal:test:5")
+
+    assert data == {"n": 2}
+    assert (carrier["traceparent"], carrier["tracestate"]) == (trace["traceparent"], "k=v")
+    assert Job.objects.get(job_id=job_id).status == "processing"
+    assert _steps(job_id) == [("execution_started", "processing")]

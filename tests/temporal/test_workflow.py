@@ -117,6 +117,31 @@ def test_replay_of_recorded_and_fresh_histories(runner, job_name, tenant):
     runner._rpc(replay())
 
 
+def test_a_job_started_now_runs_the_current_version_without_a_patch_marker(runner, job_name, tenant):
+    """The input names the version, so a new run records no patch marker and no search-attribute upsert (two
+    history events and a visibility write per job); it replays like the recorded histories."""
+    JobHandlerRegistry.register(job_name, lambda job_id, data: {"done": True})
+    result = runner.schedule_job(job_name, {"tenantId": str(tenant)})
+    wait_for_status(result.job_id, "completed")
+    history = _call(runner, lambda c: c.get_workflow_handle(result.external_id).fetch_history())
+
+    types = [event.WhichOneof("attributes") for event in history.events]
+    assert "marker_recorded_event_attributes" not in types
+    assert "upsert_workflow_search_attributes_event_attributes" not in types
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == ["jobscheduler.run_attempt"]  # the current version: one attempt, tried once
+    assert steps(result.job_id) == [("execution_started", "processing"), ("execution_completed", "completed")]
+
+    async def replay():
+        await Replayer(workflows=[GenericJobWorkflow]).replay_workflow(history)
+
+    runner._rpc(replay())
+
+
 def _strings(value, key: str = ""):
     """Every string in a JSON document, with the key it sits under."""
     if isinstance(value, dict):
