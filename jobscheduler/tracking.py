@@ -87,33 +87,54 @@ class NewJob:
     user_id: uuid.UUID
 
 
+#: `src` of INSERT_JOBS_SQL: many rows as parallel arrays, or one row as plain parameters (a Temporal job is
+#: recorded one at a time, and turning five one-element lists into arrays cost more than the statement).
+_CREATED_ROWS_SRC = (
+    "WITH src AS (SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(types)s::text[], "
+    "%(metas)s::jsonb[], %(users)s::uuid[]) AS s(tenant, job_id, type, metadata, user_id))"
+)
+_CREATED_ROW_SRC = (
+    "WITH src AS (SELECT %(tenant)s::uuid AS tenant, %(job_id)s::uuid AS job_id, %(type)s::text AS type, "
+    "%(meta)s::jsonb AS metadata, %(user)s::uuid AS user_id)"
+)
+
+
 def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: RunnerType, cursor=None) -> None:
     """Insert `jobs` rows (Temporal: `pending` before the workflow starts)."""
-    sql = (
-        "WITH src AS (SELECT * FROM unnest(%(tenants)s::uuid[], %(ids)s::uuid[], %(types)s::text[], "
-        "%(metas)s::jsonb[], %(users)s::uuid[]) AS s(tenant, job_id, type, metadata, user_id))"
-        + INSERT_JOBS_SQL
-    )
-    params = {
-        "tenants": [j.tenant for j in jobs],
-        "ids": [j.job_id for j in jobs],
-        "types": [j.type for j in jobs],
-        "metas": [j.metadata_json for j in jobs],
-        "users": [j.user_id for j in jobs],
-        "status": status,
-        "runner_type": str(runner_type),
-    }
+    params: dict[str, Any] = {"status": status, "runner_type": str(runner_type)}
+    if len(jobs) == 1:
+        (job,) = jobs
+        sql = _CREATED_ROW_SRC + INSERT_JOBS_SQL
+        params |= {
+            "tenant": job.tenant,
+            "job_id": job.job_id,
+            "type": job.type,
+            "meta": job.metadata_json,
+            "user": job.user_id,
+        }
+    else:
+        sql = _CREATED_ROWS_SRC + INSERT_JOBS_SQL
+        params |= {
+            "tenants": [j.tenant for j in jobs],
+            "ids": [j.job_id for j in jobs],
+            "types": [j.type for j in jobs],
+            "metas": [j.metadata_json for j in jobs],
+            "users": [j.user_id for j in jobs],
+        }
     _execute(sql, params, cursor)
 
 
 def record_queued(
     tenant: uuid.UUID, job_id: uuid.UUID, *, external_id: str | None, external_run_id: str | None, cursor=None
 ) -> None:
-    """The backend accepted the job (Temporal: the workflow started)."""
+    """The backend accepted the job (Temporal: the workflow started): a `pending` row becomes `queued` with the
+    backend's ids. A row whose attempt already began (a Temporal worker can be quicker than the caller that
+    started the workflow) or that was cancelled meanwhile keeps its status but still gets the ids it lacks."""
     _execute(
-        """UPDATE jobs SET status = 'queued', updated_at = now(), external_id = %(external_id)s,
-                  external_run_id = %(external_run_id)s
-           WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending'""",
+        """UPDATE jobs SET status = CASE WHEN status = 'pending' THEN 'queued'::job_status ELSE status END,
+                  updated_at = now(), external_id = %(external_id)s, external_run_id = %(external_run_id)s
+           WHERE tenant = %(tenant)s AND job_id = %(job_id)s
+             AND (status = 'pending' OR external_run_id IS NULL)""",
         {"tenant": tenant, "job_id": job_id, "external_id": external_id, "external_run_id": external_run_id},
         cursor,
     )

@@ -1,6 +1,10 @@
-"""A private event loop on a background thread, so sync Django code can use the async Temporal client.
+"""Event loops for sync Django code that uses the async Temporal client.
 
-The loop thread starts on first use and stops in `close()`; the caller's own loop (if any) is never touched.
+`run_in_this_thread` runs a coroutine on the calling thread's own loop (one per thread, closed when the thread
+ends): a Temporal call then costs no hand-off to another thread and back. `EventLoopThread` is a private loop
+on a background thread, started on first use and stopped in `close()`, for work shared by every thread (the
+client's one connection attempt) and for sync code called while a loop already runs in its thread. The caller's
+own loop (if any) is never touched.
 """
 
 from __future__ import annotations
@@ -8,10 +12,27 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_this_thread = threading.local()
+
+
+def run_in_this_thread(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run `coro` to its end on this thread's own event loop (cancelled if `timeout` passes first). The loop is
+    made on the thread's first call and closed once the thread has ended; never call this while a loop runs in
+    the thread."""
+    loop = getattr(_this_thread, "loop", None)
+    if loop is None:
+        loop = _this_thread.loop = asyncio.new_event_loop()
+        weakref.finalize(threading.current_thread(), loop.close)
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    except TimeoutError:
+        raise TimeoutError(f"Temporal call did not finish within {timeout:g}s") from None
 
 
 class EventLoopThread:

@@ -344,7 +344,8 @@ def cancel_unstarted(job: Job, reason: str | None, cancelled_by: str | None) -> 
 
 
 def step_queued(req: StepQueuedInput) -> None:
-    """A workflow step's child workflow started (only a still pending record changes)."""
+    """A workflow step's child workflow started: a still pending record becomes queued, and one without the
+    child's ids gets them (see `tracking.record_queued`)."""
     tracking.record_queued(
         uuid.UUID(req.tenant), uuid.UUID(req.job_id), external_id=req.external_id, external_run_id=req.run_id
     )

@@ -1,8 +1,10 @@
 """TemporalJobRunner: every job is a GenericJobWorkflow; the same `jobs`/`job_details` rows record it.
 
-Sync methods run the async Temporal client on a private event-loop thread owned by the runner (started on first
-use, stopped by `close()`), so Django views and commands need no event loop; the `a`-prefixed twins await the
-same calls natively. Database work always runs in the caller's thread (sync) or through `sync_to_async`.
+Sync methods run the async Temporal client on an event loop of the calling thread (`loop.run_in_this_thread`),
+so Django views and commands need no event loop and a call costs no hand-off between threads; the `a`-prefixed
+twins await the same calls on the caller's loop. The client is connected once, on a private event-loop thread
+owned by the runner (started on first use, stopped by `close()`). Database work always runs in the caller's
+thread (sync) or through `sync_to_async`.
 
 A job's row is written (status `pending`) and committed before its workflow starts, so an activity never looks
 for a row that is not there yet. Called inside `transaction.atomic()`, the start waits for the commit
@@ -23,7 +25,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -87,7 +89,7 @@ from .inputs import (
     JobInput,
     RetrySpec,
 )
-from .loop import EventLoopThread
+from .loop import EventLoopThread, run_in_this_thread
 from .task_queues import task_queue_for
 
 logger = logging.getLogger("jobscheduler.runners")
@@ -152,6 +154,8 @@ class TemporalJobRunner(JobRunner):
         )
         self._loop = EventLoopThread("jobscheduler-temporal")
         self._client: Awaitable[Client] | None = None
+        #: The client once connected (the result of `_client`).
+        self._connected: Client | None = None
         #: (monotonic time, reason) of the last failure to reach Temporal; None while it answers.
         self._down: tuple[float, str] | None = None
         #: Set by the fallback (JOB_RUNNER_FALLBACK_TO_PGBOSS): runs a job Temporal could not be reached to
@@ -183,32 +187,49 @@ class TemporalJobRunner(JobRunner):
         return runner
 
     def close(self) -> None:
-        """Stop the runner's loop thread (and with it the client's connections)."""
-        self._client = None
+        """Stop the runner's loop thread and drop its client (and with it the client's connections)."""
+        self._client = self._connected = None
         self._loop.close()
 
     async def _client_ready(self) -> Client:
-        """The one client of this runner, connected on first use on the loop thread (a failure is not kept)."""
+        """The one client of this runner, connected on first use (on the loop thread, so callers on every
+        thread and loop share one connection attempt; a failure is not kept). Once connected, it is used from
+        whichever event loop calls: the SDK resolves each call on the loop that awaits it."""
+        client = self._connected
+        if client is not None:
+            return client
+        return await self._loop.arun(self._connect_once())
+
+    async def _connect_once(self) -> Client:
         if self._client is None:
             self._client = asyncio.ensure_future(
                 connect_client(self.address, self.namespace, setting("TEMPORAL_CONNECT_TIMEOUT_SECONDS"))
             )
         pending = self._client
         try:
-            return await asyncio.shield(pending)
+            client = await asyncio.shield(pending)
         except RunnerUnavailable:
             if self._client is pending:
                 self._client = None
             raise
+        if self._client is pending:
+            self._connected = client
+        return client
 
-    def _rpc(self, coro: Awaitable[T]) -> T:
+    def _rpc(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a Temporal call for a sync method, in the calling thread (its own event loop, see
+        `run_in_this_thread`): no hand-off to another thread and back for every call. Sync code called from
+        inside a running event loop hands it to the runner's loop thread instead."""
         try:
-            return self._loop.run(coro, self.rpc_timeout_seconds)
+            if _loop_running_here():
+                return self._loop.run(coro, self.rpc_timeout_seconds)
+            return run_in_this_thread(coro, self.rpc_timeout_seconds)
         except TimeoutError as exc:
             raise RunnerUnavailable(f"Temporal at {self.address} did not answer: {exc}") from exc
 
     async def _arpc(self, coro: Awaitable[T]) -> T:
-        return await self._loop.arun(coro)
+        """A Temporal call for an async method, awaited on the caller's own loop."""
+        return await coro
 
     # -- reachability -------------------------------------------------------------------------------------------
 
@@ -1098,6 +1119,14 @@ class _SchedulePlan:
     def new_id(self) -> uuid.UUID:
         """A fresh schedule row id, stable for this plan (derived from the Temporal id)."""
         return uuid.uuid5(uuid.NAMESPACE_URL, self.temporal_id)
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def is_unreachable(exc: BaseException) -> bool:

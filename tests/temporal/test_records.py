@@ -193,3 +193,22 @@ def test_a_waiting_job_starts_in_one_statement_with_its_payload_and_trace_contex
     assert (carrier["traceparent"], carrier["tracestate"]) == (trace["traceparent"], "k=v")
     assert Job.objects.get(job_id=job_id).status == "processing"
     assert _steps(job_id) == [("execution_started", "processing")]
+
+
+def test_a_worker_quicker_than_the_start_call_leaves_the_workflow_ids_to_it(tenant):
+    """The attempt may begin before the caller that started the workflow records `queued`: the row keeps its
+    status and still gets the workflow and run ids (they are how cancel and status find the workflow)."""
+    job_id = new_id()
+    meta = tracking.build_metadata(json.dumps({"n": 3}), max_attempts=1)
+    tracking.record_created(
+        [tracking.NewJob(tenant, job_id, "t.records", meta, uuid.UUID(int=0))],
+        status=JobStatus.PENDING,
+        runner_type=RunnerType.TEMPORAL,
+    )
+    assert records.begin_attempt(str(tenant), str(job_id), 1, "temporal:test:6")[0] == {"n": 3}
+
+    tracking.record_queued(tenant, job_id, external_id=f"job-{job_id}", external_run_id="run-1")
+    tracking.record_queued(tenant, job_id, external_id="job-other", external_run_id="run-2")  # ids are kept
+
+    job = Job.objects.get(job_id=job_id)
+    assert (job.status, job.external_id, job.external_run_id) == ("processing", f"job-{job_id}", "run-1")
