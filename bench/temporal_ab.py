@@ -10,8 +10,9 @@ Bare Temporal runs in this interpreter: the bench virtualenv pins the same tempo
 
 Rates on a machine shared with other work swing by 2x from one minute to the next, so each phase also reports
 the CPU time it cost, per job, of every process doing its work: the driver (enqueue), the worker (drain), the
-Temporal dev server, and PostgreSQL (ours only; all its processes). CPU per job moves far less with the load
-than a rate does, and "within 1.3x the cost of bare Temporal" is a statement about it.
+Temporal dev server, and PostgreSQL (ours only; all its processes), less what the two servers burn idle
+(measured for BENCH_AB_IDLE_SECONDS, 3, before each phase). CPU per job moves far less with the load than a
+rate does, and "within 1.3x the cost of bare Temporal" is a statement about it.
 
     .venv/bin/python -m bench.temporal_ab     # BENCH_AB_ROUNDS (3) rounds of BENCH_N_TEMPORAL (500) jobs
 
@@ -46,6 +47,8 @@ from bench.peers import harness, temporal_driver  # noqa: E402
 ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "3"))
 PROFILE = os.environ.get("BENCH_AB_PROFILE", "") not in ("", "0")
 TICK = os.sysconf("SC_CLK_TCK")
+#: Seconds each phase first watches the servers idle, to take their idle CPU off the phase's cost.
+IDLE_SECONDS = float(os.environ.get("BENCH_AB_IDLE_SECONDS", "3"))
 
 
 def _proc_cpu() -> dict[int, tuple[int, float]]:
@@ -78,24 +81,41 @@ def _tree_cpu(roots: list[int]) -> float:
 
 
 class Meter:
-    """CPU seconds spent by the driver (this process) and the given process trees, between two snapshots."""
+    """CPU seconds spent by the driver (this process) and the given process trees between two snapshots, less
+    what the servers burn when idle (timers, background work): a slower phase would otherwise be charged more
+    of it per job, whatever its own cost."""
 
     def __init__(self, **trees: Callable[[], list[int]]) -> None:
         self.trees = trees
         self.before: dict[str, float] = {}
+        self.idle: dict[str, float] = {}
 
     def snapshot(self) -> dict[str, float]:
         now = {name: _tree_cpu(pids()) for name, pids in self.trees.items()}
         now["driver"] = time.process_time()
+        now["at"] = time.monotonic()
         return now
+
+    def calibrate(self, seconds: float = IDLE_SECONDS) -> None:
+        """Measure each tree's idle CPU rate (the servers', before the phase starts work)."""
+        before = self.snapshot()
+        time.sleep(seconds)
+        after = self.snapshot()
+        self.idle = {name: (after[name] - before[name]) / seconds for name in self.trees}
 
     def start(self) -> None:
         self.before = self.snapshot()
 
     def stop(self, n: int, since: dict[str, float] | None = None) -> dict[str, float]:
-        """CPU milliseconds per job of each part since start (or `since`), and their sum."""
+        """CPU milliseconds per job of each part since start (or `since`), idle burn taken off, and their sum."""
         before, after = since or self.before, self.snapshot()
-        per_job = {name: round(1000 * (after[name] - before.get(name, 0.0)) / n, 2) for name in after}
+        elapsed = after["at"] - before["at"]
+        per_job = {}
+        for name in after:
+            if name == "at":
+                continue
+            used = after[name] - before.get(name, 0.0) - self.idle.get(name, 0.0) * elapsed
+            per_job[name] = round(1000 * max(used, 0.0) / n, 2)
         per_job["total"] = round(sum(per_job.values()), 2)
         return per_job
 
@@ -109,6 +129,7 @@ def _drain(
 ) -> dict[str, Any]:
     """Spawn one worker on N queued jobs; the time to all done, and CPU per job (read before the worker stops):
     from the spawn (the worker's start-up included, as the rate includes it) and from the first job done."""
+    meter.calibrate()
     meter.start()
     t_spawn = time.monotonic()
     worker = spawn()
@@ -174,6 +195,7 @@ def _ours(cfg: config.Config, cluster: pg.Cluster, db: Db, profile: bool) -> dic
                 db.clean()
 
                 def enqueue(raw: Path | None) -> dict[str, Any]:
+                    meter.calibrate()
                     with _spy(os.getpid(), raw):
                         meter.start()
                         out = workloads.enqueue_single(n)
@@ -221,6 +243,7 @@ def _bare(n: int) -> dict[str, Any]:
                 wf_id = f"{tag}-{next(ids)}"
                 return client.start_workflow(NoopWorkflow.run, id=wf_id, task_queue=TASK_QUEUE)
 
+            meter.calibrate()
             meter.start()
             enqueue = loop.run_until_complete(measure.atimed_enqueue(n, start, "start_workflow()"))
             enqueue["cpu_ms_per_job"] = meter.stop(n)

@@ -28,11 +28,22 @@ def run_in_this_thread(coro: Coroutine[Any, Any, T], timeout: float | None = Non
     loop = getattr(_this_thread, "loop", None)
     if loop is None:
         loop = _this_thread.loop = asyncio.new_event_loop()
-        weakref.finalize(threading.current_thread(), loop.close)
+        weakref.finalize(threading.current_thread(), _close, loop)
     try:
         return loop.run_until_complete(asyncio.wait_for(coro, timeout))
     except TimeoutError:
         raise TimeoutError(f"Temporal call did not finish within {timeout:g}s") from None
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a thread's loop once the thread has ended, first finishing the async generators the SDK left
+    (their clean-up was scheduled on this loop when they were dropped)."""
+    if loop.is_closed():
+        return
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 class EventLoopThread:
