@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import fastest, fmt, metrics, notes, ratio_line, table
+from bench.report import fastest, fmt, metrics, notes, ratio_line, table, workflow_table
 
 
 def _machine(m: dict[str, Any]) -> str:
@@ -55,6 +55,15 @@ def _checks(ours: dict[str, Any]) -> list[str]:
         c = (ours.get(key) or {}).get("recorded_check")
         if c:
             out.append(f"- {key}: {'OK' if c['ok'] else 'FAILED'}: {c}")
+    for backend, shapes in (ours.get("workflow") or {}).items():
+        for shape, res in (shapes or {}).items():
+            c = res.get("check") or {}
+            out.append(
+                f"- workflow {shape} ({backend}): {'OK' if c.get('ok') else 'FAILED'}: {c.get('completed')}/"
+                f"{res['steps']} steps completed, {c.get('started_before_a_dependency_completed')} started "
+                f"before a dependency completed"
+                + (f", fan-in handed {c['fan_in_results']} results" if c.get("fan_in_expected") else "")
+            )
     return out
 
 
@@ -265,6 +274,16 @@ def render(result: dict[str, Any]) -> str:
             "excluded; it is compared with our Temporal backend below). Rates: above 1× is faster. Latency: "
             "below 1× is better."
         )
+        celery = (peers.get("celery") or {}).get("workflow")
+        wf = workflow_table(ours.get("workflow") or {}, celery)
+        if wf:
+            parts.append(wf)
+            parts.append(
+                "Workflows: steps ÷ (the call that schedules the whole graph → a poll every "
+                f"{(ours.get('settings') or {}).get('wf_poll_s', 0) * 1000:.0f} ms sees the last step done), one "
+                "warmed-up worker like the drain's; ours records every step in `jobs`, Celery stores every "
+                "result in Redis (no persistence). See docs/performance.md."
+            )
     parts.append(
         notes(
             [
