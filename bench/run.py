@@ -96,7 +96,7 @@ def run_ours(
 
     The machine is noisy, so the queue peers run right after our enqueue, drain, latency and workflow phases
     (Celery's chord and chain are its driver's last phase), and bare Temporal right after our Temporal
-    backend (then our Temporal workflows); the workloads with no peer (profile, scale, memory, dashboard)
+    backend (our Temporal workflows, which have no bare-Temporal twin, come after it); the workloads with no peer (profile, scale, memory, dashboard)
     come last. Every figure of ours lands in one dict.
     """
     from bench import dashboard_bench, profiling, scale, temporal_bench, workflow_bench, workloads
@@ -154,13 +154,13 @@ def run_ours(
     run_peers([p for p in cfg.peers if p != "temporal"])
     if "temporal" in cfg.workloads:
         out["temporal"] = phase("temporal backend", lambda: temporal_bench.run(cfg, db))
+    run_peers(["temporal"])
     if "workflow" in cfg.workloads and (measure.WF_WIDTH_TEMPORAL or measure.WF_CHAIN_TEMPORAL):
         out["workflow"]["temporal"] = phase(
             f"workflow: fan-out of {measure.WF_WIDTH_TEMPORAL} + fan-in, chain of {measure.WF_CHAIN_TEMPORAL} "
             "(temporal)",
             lambda: workflow_bench.run_temporal(cfg, db),
         )
-    run_peers(["temporal"])
     if "profile" in cfg.workloads:
         out["profile"] = phase(
             "profile: enqueue and drain (py-spy + statement log)",
