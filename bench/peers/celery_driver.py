@@ -128,7 +128,7 @@ def workflows() -> dict[str, Any]:
         if width:
             canvas = chord(group([noop.s() for _ in range(width)]), noop_fanin.s())
             res, out["fan_out"] = _timed(canvas, width + 1, worker, "celery chord")
-            handed = res.get(timeout=10)
+            handed = res.result  # read from the back end, as ready() was (get() would subscribe to it)
             out["fan_out"] |= {
                 "width": width,
                 "check": {"ok": handed == width, "fan_in_results": handed, "fan_in_expected": width},
