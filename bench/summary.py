@@ -260,20 +260,31 @@ def _targets(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
     return out
 
 
+#: The workloads with a line or a column in the main table; a run of none of them (say, only `workflow`)
+#: prints no main table and no targets rather than a table of n/a and "failed".
+MAIN_TABLE_WORKLOADS = {"enqueue", "drain", "latency", "scale", "temporal"}
+
+
+def _main_table_ran(cfg: dict[str, Any]) -> bool:
+    return "workloads" not in cfg or bool(MAIN_TABLE_WORKLOADS & set(cfg["workloads"]))
+
+
 def render(result: dict[str, Any]) -> str:
     ours = result.get("ours") or {}
     peers = result.get("peers") or {}
     cfg = result.get("config") or {}
+    main = _main_table_ran(cfg)
     parts = []
     if result.get("machine"):
         parts.append(_machine(result["machine"]))
-    if ours:
+    if ours and main:
         parts.append(table(_rows(ours, cfg), {k: v for k, v in peers.items() if k != "temporal"}))
         parts.append(
             "Ratios (bold) are against the fastest peer in the same column, measured in this run (bare Temporal "
             "excluded; it is compared with our Temporal backend below). Rates: above 1× is faster. Latency: "
             "below 1× is better."
         )
+    if ours:
         celery = (peers.get("celery") or {}).get("workflow")
         wf = workflow_table(ours.get("workflow") or {}, celery)
         if wf:
@@ -289,7 +300,7 @@ def render(result: dict[str, Any]) -> str:
             [
                 (
                     "Targets of the performance issue, in this run",
-                    lambda: _targets(ours, peers) if ours else [],
+                    lambda: _targets(ours, peers) if ours and main else [],
                 ),
                 ("Every job fully recorded", lambda: _checks(ours) if ours else []),
                 ("Scale: claim + complete beside a big history", lambda: _scale(ours) if ours else []),

@@ -83,3 +83,19 @@ def test_the_report_lists_each_workflow_check() -> None:
         "- workflow fan_out (pgboss): OK: 201/201 steps completed, 0 started before a dependency completed, "
         "fan-in handed 200 results"
     ]
+
+
+def test_a_workflow_only_run_prints_the_workflow_table_and_no_main_table_of_na() -> None:
+    from bench import summary
+
+    ours = {
+        "pgboss": {"checks": [], "enqueue": {}, "processing": []},
+        "pgboss_2procs": {},
+        "workflow": {"pgboss": {"chain": _wf(50, 60.0, length=50)}},
+        "settings": {"wf_poll_s": 0.01},
+    }
+    peers = {"celery": {"enqueue": {}, "processing": [], "workflow": {"chain": _wf(50, 50.0, length=50)}}}
+    text = summary.render({"config": {"workloads": ["peers", "workflow"]}, "ours": ours, "peers": peers})
+    assert "| system |" not in text and "Targets of the performance issue" not in text
+    assert "| long chain: 50 steps | 50 | 60.0 | 50.0 | **1.20×** | n/a |" in text
+    assert "a poll every 10 ms sees the last step done" in text
