@@ -17,12 +17,15 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import measure, procs, workloads
 from bench.config import Config
 from bench.db import Db
 from bench.workloads import TENANT
+
+if TYPE_CHECKING:  # jobscheduler needs Django set up, which bench.djsetup does before the workloads run
+    from jobscheduler import Workflow
 
 FAN_OUT, CHAIN = "fan_out", "chain"
 
@@ -47,7 +50,7 @@ SELECT
 """
 
 
-def fan_out(width: int):
+def fan_out(width: int) -> Workflow:
     """`width` no-op steps and one fan-in step after all of them."""
     from jobscheduler import Workflow
 
@@ -57,7 +60,7 @@ def fan_out(width: int):
     return wf
 
 
-def chain(length: int):
+def chain(length: int) -> Workflow:
     """`length` no-op steps, each after the previous one."""
     from jobscheduler import Workflow
 
@@ -126,7 +129,7 @@ def _warm_up(db: Db, worker: subprocess.Popen) -> None:
     time.sleep(1.0)
 
 
-def _timed(db: Db, wf: Any, worker: subprocess.Popen, what: str) -> dict[str, Any]:
+def _timed(db: Db, wf: Workflow, worker: subprocess.Popen, what: str) -> dict[str, Any]:
     runner = workloads._runner()
     steps = len(wf.steps)
     t_start = time.monotonic()
