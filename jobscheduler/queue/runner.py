@@ -19,7 +19,7 @@ from .. import tracking, uniqueness, validation
 from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
-from ..outcomes import DEFAULT_CANCEL_REASON
+from ..outcomes import BULK_CANCEL_REASON, DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
 from ..runners.base import (
     HandOver,
@@ -37,9 +37,6 @@ from . import redrive, sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
 from .enqueue import enqueue
-
-#: The reason a bulk cancel records for the jobs it removes from the queue.
-BULK_CANCEL_REASON = "Cancelled in bulk"
 
 #: Ready jobs read at most when looking for unserved job names (see sql.UNSERVED).
 QUEUE_SCAN_LIMIT = 10_000
@@ -492,10 +489,12 @@ class PgBossJobRunner(JobRunner):
         with transaction.atomic():
             return redrive.retry_batch(tenant, job_ids)
 
-    def cancel_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+    def cancel_batch(
+        self, tenant: uuid.UUID, job_ids: list[uuid.UUID], *, cancelled_by: str | None = None
+    ) -> int:
         """One statement for the batch: queued jobs removed and recorded cancelled, running ones told to stop."""
         with transaction.atomic():
-            return sum(redrive.cancel_batch(tenant, job_ids, BULK_CANCEL_REASON))
+            return sum(redrive.cancel_batch(tenant, job_ids, BULK_CANCEL_REASON, cancelled_by))
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 

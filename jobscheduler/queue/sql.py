@@ -603,7 +603,8 @@ SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('"""
 )
 
 #: Cancels each live job among %(ids)s of %(tenant)s: a queued one is removed from the queue and recorded
-#: cancelled (%(reason)s); a running one is flagged, and its worker told (as CANCEL_RUNNING). Returns
+#: cancelled (%(reason)s, %(cancelled_by)s); a running one is flagged, who asked recorded, and its worker told
+#: (as CANCEL_RUNNING). Returns
 #: (cancelled now, flagged to end cancelled).
 REDRIVE_CANCEL = (
     """
@@ -620,7 +621,16 @@ flagged AS (
     + CHANNEL_CANCEL
     + """', job_id::text)
 ),
-unstarted AS (SELECT tenant, job_id, %(reason)s::text AS reason, NULL::uuid AS cause FROM removed)"""
+asked AS (  -- who asked and why, kept by the cancelled end that follows (as tracking.record_cancel_requested)
+    UPDATE jobs j SET updated_at = now(),
+        metadata = (coalesce(j.metadata, '{}'::jsonb) - 'cancelledBy')
+            || jsonb_strip_nulls(jsonb_build_object('cancelReason', %(reason)s::text,
+                                                    'cancelledBy', %(cancelled_by)s::text))
+    FROM flagged f
+    WHERE j.tenant = %(tenant)s AND j.job_id = f.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
+),
+unstarted AS (SELECT tenant, job_id, %(reason)s::text AS reason, NULL::uuid AS cause,
+                     %(cancelled_by)s::text AS cancelled_by FROM removed)"""
     + CANCELLED_UNSTARTED_SQL
     + """
 SELECT (SELECT count(*) FROM cancelled_jobs), (SELECT count(*) FROM flagged)
