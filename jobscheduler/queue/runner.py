@@ -36,7 +36,7 @@ from ..workflows import Workflow, WorkflowResult, plan
 from . import redrive, sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
-from .enqueue import enqueue
+from .enqueue import enqueue, enqueue_one
 
 #: The reason a bulk cancel records for the jobs it removes from the queue.
 BULK_CANCEL_REASON = "Cancelled in bulk"
@@ -284,23 +284,23 @@ class PgBossJobRunner(JobRunner):
         singleton_key: str | None,
     ) -> uuid.UUID:
         """Enqueue one job; with a singleton key held by a live job, that job's id instead."""
-        args = (
-            job_name,
-            queue,
-            [tenant],
-            [job_id],
-            [meta],
-            user,
-            priority,
-            run_at,
-            max_attempts,
-            singleton_key,
-        )
+        job = {
+            "job_name": job_name,
+            "queue": queue,
+            "tenant": tenant,
+            "job_id": job_id,
+            "meta": meta,
+            "user": user,
+            "priority": priority,
+            "run_at": run_at,
+            "max_attempts": max_attempts,
+            "singleton_key": singleton_key,
+        }
         # One statement, atomic on its own: no savepoint round trips on the hot path.
-        if not self._insert(*args) and singleton_key is not None:
+        if not enqueue_one(**job) and singleton_key is not None:
             existing = self._find_singleton(tenant, singleton_key)
             if existing is None:  # the live one finished in between: this one takes its place
-                self._insert(*args)
+                enqueue_one(**job)
             else:
                 return existing
         return job_id
@@ -343,8 +343,16 @@ class PgBossJobRunner(JobRunner):
                 existing = uniqueness.find_existing(tenant, policy)
                 if existing is not None:
                     return existing
-            self._insert(
-                job_name, queue, [tenant], [job_id], [meta], user, priority, run_at, max_attempts, None
+            enqueue_one(
+                job_name=job_name,
+                queue=queue,
+                tenant=tenant,
+                job_id=job_id,
+                meta=meta,
+                user=user,
+                priority=priority,
+                run_at=run_at,
+                max_attempts=max_attempts,
             )
         return job_id
 
