@@ -33,8 +33,9 @@ def enqueue(
     """Returns the ids inserted (none when a live job already holds the singleton key).
 
     `metas` are JSON texts (validated by the caller), spliced into the one JSON parameter, not re-encoded."""
+    texts: dict[uuid.UUID, str] = {}  # a batch has one tenant, or a few: each one's text made once
     items = ",".join(
-        f'{{"tenant":"{tenant}","id":"{job_id}","meta":{meta}}}'
+        f'{{"tenant":"{texts.get(tenant) or texts.setdefault(tenant, str(tenant))}","id":"{job_id}","meta":{meta}}}'
         for tenant, job_id, meta in zip(tenants, ids, metas, strict=True)
     )
     cursor.execute(

@@ -148,25 +148,24 @@ class PgBossJobRunner(JobRunner):
         queue = validation.resolve_queue(queue, spec.queue)
         extra = {**validation.encode_metadata(metadata), **trace}
         user = validation.resolve_user(user_id)
-        tenants, metas = [], []
-        for data in items:
-            text = validation.encode_data(data)
-            tenants.append(validation.resolve_tenant(tenant_id, data))
-            metas.append(
-                tracking.build_metadata(
-                    text,
-                    extra=extra,
-                    max_attempts=spec.retry.max_attempts,
-                    priority=priority,
-                    queue=queue,
-                    timeout_ms=spec.timeout_ms,
-                )
-            )
+        texts = validation.encode_data_many(items)
+        if tenant_id is None:  # each job's own data["tenantId"], else the default tenant
+            tenants = [validation.resolve_tenant(None, data) for data in items]
+        else:  # the data is not consulted: one answer for the batch
+            tenants = [validation.resolve_tenant(tenant_id, None)] * len(items)
+        metas = tracking.build_metadata_many(
+            texts,
+            extra=extra,
+            max_attempts=spec.retry.max_attempts,
+            priority=priority,
+            queue=queue,
+            timeout_ms=spec.timeout_ms,
+        )
         ids = [new_id() for _ in metas]
         self._insert(
             job_name, queue, tenants, ids, metas, user, priority, run_at, spec.retry.max_attempts, None
         )
-        return [ScheduleJobResult(job_id=str(i), external_id=str(i)) for i in ids]
+        return [ScheduleJobResult(job_id=s, external_id=s) for s in map(str, ids)]
 
     def _enqueue_one(
         self,
