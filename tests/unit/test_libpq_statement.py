@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobscheduler.queue import libpq, sql
+from jobscheduler.states import RunnerType
 
 
 def test_placeholders_are_numbered_by_first_use_and_percent_signs_unescaped():
@@ -31,6 +32,7 @@ def test_parameters_in_text_form():
     u = uuid.UUID("01234567-89ab-7def-8123-456789abcdef")
     assert libpq._text(u) == b"01234567-89ab-7def-8123-456789abcdef"
     assert libpq._text(None) is None and libpq._text(True) == b"true" and libpq._text(5) == b"5"
+    assert libpq._text(RunnerType.PGBOSS) == b"pgboss" and libpq._text("é") == "é".encode()
     assert libpq._text(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == b"2026-01-02T03:04:05.000006+00:00"
     with pytest.raises(ValueError, match="a timestamp parameter must be timezone-aware"):
         libpq._text(datetime(2026, 1, 2))
