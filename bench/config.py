@@ -21,7 +21,7 @@ LOG_DIR = RESULTS_DIR / "logs"
 PEER_VENV = Path(os.environ.get("BENCH_VENV", str(REPO / ".bench-venv")))
 
 ALL_PEERS = "pgqueuer procrastinate chancy django-q2 django-q2-save0 django-tasks celery temporal"
-ALL_WORKLOADS = "enqueue,drain,latency,profile,scale,memory,temporal,dashboard,peers"
+ALL_WORKLOADS = "enqueue,drain,latency,workflow,profile,scale,memory,temporal,dashboard,peers"
 
 #: Smoke-mode defaults; a variable already set in the environment is left alone.
 SMOKE_DEFAULTS = {
@@ -32,6 +32,10 @@ SMOKE_DEFAULTS = {
     "BENCH_MEM_N": "10000",
     "BENCH_DASHBOARD_ROWS": "50000",
     "BENCH_DASHBOARD_REPEAT": "5",
+    "BENCH_WF_WIDTH": "200",
+    "BENCH_WF_CHAIN": "50",
+    "BENCH_WF_WIDTH_TEMPORAL": "50",
+    "BENCH_WF_CHAIN_TEMPORAL": "20",
     "BENCH_PEERS": ALL_PEERS,
     # A second drain trial only for peers whose first took at most this long (django-q2 at its defaults
     # does not, so smoke skips its second trial).
@@ -46,6 +50,10 @@ FULL_DEFAULTS = {
     "BENCH_MEM_N": "1000000",
     "BENCH_DASHBOARD_ROWS": "1000000",
     "BENCH_DASHBOARD_REPEAT": "15",
+    "BENCH_WF_WIDTH": "1000",
+    "BENCH_WF_CHAIN": "200",
+    "BENCH_WF_WIDTH_TEMPORAL": "200",
+    "BENCH_WF_CHAIN_TEMPORAL": "50",
     "BENCH_PEERS": ALL_PEERS,
 }
 
@@ -111,6 +119,27 @@ class ConfigError(Exception):
     """A BENCH_* variable names something the bench does not know; raised before anything starts."""
 
 
+def workloads_from_env() -> set[str]:
+    """BENCH_WORKLOADS as a set (all when unset); the peer drivers read it too, to skip what was not asked."""
+    return {w.strip() for w in os.environ.get("BENCH_WORKLOADS", ALL_WORKLOADS).split(",") if w.strip()}
+
+
+#: The workloads a peer driver has a side of: the standard sequence (bench/peers/harness.py) and workflows.
+PEER_STANDARD = frozenset({"enqueue", "drain", "latency"})
+PEER_WORKFLOW = "workflow"
+
+
+def peer_phases(workloads: set[str]) -> set[str]:
+    """What a peer driver runs for BENCH_WORKLOADS: "standard" (its enqueue, drain and latency sequence) when
+    one of those is named or when none of its workloads is (`peers` alone means all of them, as before the
+    workflow workload existed), and "workflow" when it is named."""
+    named = workloads & (PEER_STANDARD | {PEER_WORKFLOW})
+    out = {"standard"} if workloads & PEER_STANDARD or not named else set()
+    if PEER_WORKFLOW in workloads:
+        out.add(PEER_WORKFLOW)
+    return out
+
+
 def load() -> Config:
     apply_defaults()
     env = os.environ
@@ -120,7 +149,7 @@ def load() -> Config:
     unknown = sorted(set(peers) - set(ALL_PEERS.split()))
     if unknown:
         raise ConfigError(f"BENCH_PEERS: unknown peer(s) {', '.join(unknown)}; known: {ALL_PEERS}")
-    workloads = {w.strip() for w in env.get("BENCH_WORKLOADS", ALL_WORKLOADS).split(",") if w.strip()}
+    workloads = workloads_from_env()
     unknown = sorted(workloads - set(ALL_WORKLOADS.split(",")))
     if unknown:
         raise ConfigError(

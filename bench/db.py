@@ -9,7 +9,8 @@ import psycopg
 
 #: Everything a run leaves behind; CASCADE follows the foreign keys of details and schedule runs.
 CLEAN_SQL = (
-    "TRUNCATE jobscheduler_queue, job_details, jobs, jobscheduler_workers, jobscheduler_schedule_runs CASCADE"
+    "TRUNCATE jobscheduler_queue, job_details, jobs, jobscheduler_workers, jobscheduler_schedule_runs, "
+    "jobscheduler_workflows, jobscheduler_dependencies CASCADE"
 )
 
 #: Jobs left in the queue table; a queue row is deleted in the same statement that records the final status.

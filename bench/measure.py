@@ -10,6 +10,8 @@ computed differently from its neighbour.
 - Latency: the worker is up and idle (one warm-up probe has run, then 2 s of quiet); LAT_JOBS probes are
   enqueued on a fixed LAT_SPACING schedule; each probe's handler appends "t_enqueue t_start" (wall clock,
   same host) to a file; latency = t_start − t_enqueue, taken just before the enqueue call.
+- Workflows: an idle, warmed-up worker; the whole graph is built first, then timed from the one call that
+  schedules it until a poll every WF_POLL seconds sees its last step done; the rate is steps ÷ that time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ PROC_TIMEOUT = float(os.environ.get("BENCH_PROC_TIMEOUT", "600"))
 ENQ_TIMEOUT = float(os.environ.get("BENCH_ENQ_TIMEOUT", "300"))
 LAT_TIMEOUT = float(os.environ.get("BENCH_LAT_TIMEOUT", "60"))
 STARTUP_TIMEOUT = float(os.environ.get("BENCH_STARTUP_TIMEOUT", "60"))
+#: Workflow sizes: a fan-out of WF_WIDTH no-op steps and one fan-in after them all; a chain of WF_CHAIN steps.
+WF_WIDTH = int(os.environ.get("BENCH_WF_WIDTH", "1000"))
+WF_CHAIN = int(os.environ.get("BENCH_WF_CHAIN", "200"))
+#: Our Temporal backend runs every step as a child workflow: smaller graphs keep its part of a run short.
+WF_WIDTH_TEMPORAL = int(os.environ.get("BENCH_WF_WIDTH_TEMPORAL", "200"))
+WF_CHAIN_TEMPORAL = int(os.environ.get("BENCH_WF_CHAIN_TEMPORAL", "50"))
+#: A chain of quick steps can finish in a fraction of a second: the "last step done" poll is finer than POLL.
+WF_POLL = float(os.environ.get("BENCH_WF_POLL", "0.01"))
+WF_TIMEOUT = float(os.environ.get("BENCH_WF_TIMEOUT", "600"))
 #: A second drain trial is skipped when the first took longer (it only bounds the slowest peers' runtime).
 TRIAL2_MAX_S = float(os.environ.get("BENCH_TRIAL2_MAX_S", "120"))
 
@@ -80,6 +91,34 @@ def wait_progress(
         "first_completion_after_s": first - t_start,
         "steady_jobs_per_s": 0.8 * n / (t90 - t10) if t90 > t10 else None,
         "samples": _relative(samples, t_start),
+    }
+
+
+def wait_workflow(
+    done: Callable[[], bool], steps: int, timeout: float, what: str, *, t_start: float
+) -> dict[str, Any]:
+    """Poll `done()` every WF_POLL seconds until it is true; steps ÷ (t_start → the poll that saw it).
+
+    `t_start` is taken just before the call that schedules the workflow, so the figure includes writing the
+    graph, every hand-over from a step to the ones it releases, and at most one poll interval.
+    """
+    deadline = t_start + timeout
+    polls = 0
+    while True:
+        finished = done()
+        now = time.monotonic()
+        polls += 1
+        if finished or now > deadline:
+            break
+        time.sleep(WF_POLL)
+    elapsed = now - t_start
+    return {
+        "what": what,
+        "steps": steps,
+        "timeout": not finished,
+        "elapsed_s": elapsed,
+        "steps_per_s": steps / elapsed if finished and elapsed > 0 else None,
+        "polls": polls,
     }
 
 

@@ -131,3 +131,59 @@ def notes(sections: list[tuple[str, Callable[[], list[str]]]]) -> str:
             out.append(f"\n**{title}**\n")
             out.extend(lines)
     return "\n".join(out)
+
+
+#: The workflow workload's shapes, in table order (bench/workflow_bench.py).
+WORKFLOW_SHAPES = ("fan_out", "chain")
+
+
+def _shape_label(shape: str, res: Row) -> str:
+    if shape == "fan_out":
+        return f"wide fan-out: {res['width']:,} steps + 1 fan-in"
+    return f"long chain: {res['length']:,} steps"
+
+
+def _usable(res: Row | None) -> bool:
+    """A figure that can be compared: measured to the end, and its check passed."""
+    return bool(res) and not res.get("timeout") and bool((res.get("check") or {}).get("ok"))
+
+
+def _wf_cell(res: Row | None, steps: int | None = None) -> str:
+    """steps/s; the step count when it differs from the row's; why there is no figure, or that it is suspect."""
+    if not res:
+        return "n/a"
+    if res.get("timeout"):
+        return f"timed out after {res['elapsed_s']:.0f} s"
+    text = fmt(res["steps_per_s"])
+    if steps is not None and res["steps"] != steps:
+        text += f" ({res['steps']:,} steps)"
+    if not (res.get("check") or {}).get("ok"):
+        text += " (check FAILED)"
+    return text
+
+
+def workflow_table(ours: Row, celery: Row | None) -> str:
+    """Steps per second of each workflow shape: ours on pgboss, Celery's canvas of the same size and the ratio
+    (above 1× is faster), and our Temporal backend at its own size. '' when no side ran the workload."""
+    pgboss, temporal, peer = ours.get("pgboss") or {}, ours.get("temporal") or {}, celery or {}
+    lines = [
+        "| workflow | steps | jobscheduler (pgboss) (steps/s) | Celery chord / chain (steps/s) "
+        "| pgboss ÷ Celery | jobscheduler (temporal) (steps/s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for shape in WORKFLOW_SHAPES:
+        mine, theirs, tmp = pgboss.get(shape), peer.get(shape), temporal.get(shape)
+        ref = mine or theirs or tmp
+        if not ref:
+            continue
+        same_size = bool(mine and theirs) and mine["steps"] == theirs["steps"]
+        ratio = (
+            f"**{mine['steps_per_s'] / theirs['steps_per_s']:.2f}×**"
+            if same_size and _usable(mine) and _usable(theirs)
+            else "n/a"
+        )
+        lines.append(
+            f"| {_shape_label(shape, ref)} | {ref['steps']:,} | {_wf_cell(mine)} | "
+            f"{_wf_cell(theirs, ref['steps'])} | {ratio} | {_wf_cell(tmp, ref['steps'])} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""

@@ -7,9 +7,9 @@ that need one, stops everything it started, and prints the table.
 
 Sizes come from the environment (see bench/config.py): BENCH_SMOKE=1 for a quick run, BENCH_N (20,000),
 BENCH_CONCURRENCY (100), BENCH_SCALE_FINISHED / BENCH_SCALE_QUEUED (1,000,000 / 100,000), BENCH_MEM_N
-(1,000,000), BENCH_N_TEMPORAL, BENCH_DASHBOARD_ROWS, BENCH_PEERS ("none" to skip), BENCH_WORKLOADS (comma
-list of enqueue, drain, latency, profile, scale, memory, temporal, dashboard, peers). Results:
-bench/results/bench-<time>.{json,md} and latest.{json,md}.
+(1,000,000), BENCH_N_TEMPORAL, BENCH_DASHBOARD_ROWS, BENCH_WF_WIDTH / BENCH_WF_CHAIN (1,000 / 200),
+BENCH_PEERS ("none" to skip), BENCH_WORKLOADS (comma list of enqueue, drain, latency, workflow, profile,
+scale, memory, temporal, dashboard, peers). Results: bench/results/bench-<time>.{json,md} and latest.*.
 """
 
 from __future__ import annotations
@@ -94,11 +94,12 @@ def run_ours(
 ) -> dict[str, Any]:
     """Our workloads, with the peers run in between: each ratio's two halves are measured minutes apart.
 
-    The machine is noisy, so the queue peers run right after our enqueue, drain and latency phases, and
-    bare Temporal right after our Temporal backend; the workloads with no peer (profile, scale, memory,
-    dashboard) come last. Every figure of ours lands in one dict.
+    The machine is noisy, so the queue peers run right after our enqueue, drain, latency and workflow phases
+    (Celery's chord and chain are its driver's last phase), and bare Temporal right after our Temporal
+    backend (our Temporal workflows, which have no bare-Temporal twin, come after it); the workloads with no peer (profile, scale, memory, dashboard)
+    come last. Every figure of ours lands in one dict.
     """
-    from bench import dashboard_bench, profiling, scale, temporal_bench, workloads
+    from bench import dashboard_bench, profiling, scale, temporal_bench, workflow_bench, workloads
     from bench.db import Db
 
     db = Db(pg.dsn(cfg.pg_port, cfg.db_name))
@@ -143,10 +144,23 @@ def run_ours(
     if "latency" in cfg.workloads:
         ours["latency"] = phase("latency", lambda: workloads.latency(cfg, db)) or {}
         phase("clean", db.clean)
+    if "workflow" in cfg.workloads:
+        out["workflow"] = {
+            "pgboss": phase(
+                f"workflow: fan-out of {measure.WF_WIDTH} + fan-in, chain of {measure.WF_CHAIN} (pgboss)",
+                lambda: workflow_bench.run_pgboss(cfg, db),
+            )
+        }
     run_peers([p for p in cfg.peers if p != "temporal"])
     if "temporal" in cfg.workloads:
         out["temporal"] = phase("temporal backend", lambda: temporal_bench.run(cfg, db))
     run_peers(["temporal"])
+    if "workflow" in cfg.workloads and (measure.WF_WIDTH_TEMPORAL or measure.WF_CHAIN_TEMPORAL):
+        out["workflow"]["temporal"] = phase(
+            f"workflow: fan-out of {measure.WF_WIDTH_TEMPORAL} + fan-in, chain of {measure.WF_CHAIN_TEMPORAL} "
+            "(temporal)",
+            lambda: workflow_bench.run_temporal(cfg, db),
+        )
     if "profile" in cfg.workloads:
         out["profile"] = phase(
             "profile: enqueue and drain (py-spy + statement log)",
@@ -170,6 +184,7 @@ def run_ours(
         "concurrency": cfg.concurrency,
         "lat_jobs": measure.LAT_JOBS,
         "lat_spacing_s": measure.LAT_SPACING,
+        "wf_poll_s": measure.WF_POLL,
     }
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import fastest, fmt, metrics, notes, ratio_line, table
+from bench.report import fastest, fmt, metrics, notes, ratio_line, table, workflow_table
 
 
 def _machine(m: dict[str, Any]) -> str:
@@ -55,6 +55,15 @@ def _checks(ours: dict[str, Any]) -> list[str]:
         c = (ours.get(key) or {}).get("recorded_check")
         if c:
             out.append(f"- {key}: {'OK' if c['ok'] else 'FAILED'}: {c}")
+    for backend, shapes in (ours.get("workflow") or {}).items():
+        for shape, res in (shapes or {}).items():
+            c = res.get("check") or {}
+            out.append(
+                f"- workflow {shape} ({backend}): {'OK' if c.get('ok') else 'FAILED'}: {c.get('completed')}/"
+                f"{res['steps']} steps completed, {c.get('started_before_a_dependency_completed')} started "
+                f"before a dependency completed"
+                + (f", fan-in handed {c['fan_in_results']} results" if c.get("fan_in_expected") else "")
+            )
     return out
 
 
@@ -251,26 +260,47 @@ def _targets(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
     return out
 
 
+#: The workloads with a line or a column in the main table; a run of none of them (say, only `workflow`)
+#: prints no main table and no targets rather than a table of n/a and "failed".
+MAIN_TABLE_WORKLOADS = {"enqueue", "drain", "latency", "scale", "temporal"}
+
+
+def _main_table_ran(cfg: dict[str, Any]) -> bool:
+    return "workloads" not in cfg or bool(MAIN_TABLE_WORKLOADS & set(cfg["workloads"]))
+
+
 def render(result: dict[str, Any]) -> str:
     ours = result.get("ours") or {}
     peers = result.get("peers") or {}
     cfg = result.get("config") or {}
+    main = _main_table_ran(cfg)
     parts = []
     if result.get("machine"):
         parts.append(_machine(result["machine"]))
-    if ours:
+    if ours and main:
         parts.append(table(_rows(ours, cfg), {k: v for k, v in peers.items() if k != "temporal"}))
         parts.append(
             "Ratios (bold) are against the fastest peer in the same column, measured in this run (bare Temporal "
             "excluded; it is compared with our Temporal backend below). Rates: above 1× is faster. Latency: "
             "below 1× is better."
         )
+    if ours:
+        celery = (peers.get("celery") or {}).get("workflow")
+        wf = workflow_table(ours.get("workflow") or {}, celery)
+        if wf:
+            parts.append(wf)
+            parts.append(
+                "Workflows: steps ÷ (the call that schedules the whole graph → a poll every "
+                f"{(ours.get('settings') or {}).get('wf_poll_s', 0) * 1000:.0f} ms sees the last step done), one "
+                "warmed-up worker like the drain's; ours records every step in `jobs`, Celery stores every "
+                "result in Redis (no persistence). See docs/performance.md."
+            )
     parts.append(
         notes(
             [
                 (
                     "Targets of the performance issue, in this run",
-                    lambda: _targets(ours, peers) if ours else [],
+                    lambda: _targets(ours, peers) if ours and main else [],
                 ),
                 ("Every job fully recorded", lambda: _checks(ours) if ours else []),
                 ("Scale: claim + complete beside a big history", lambda: _scale(ours) if ours else []),

@@ -9,9 +9,11 @@ PostgreSQL per job (commits, WAL): the record writes that item 4 of the performa
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,8 @@ def _env(cfg: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
     )
 
 
-def _worker(cfg: Config, name: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn_worker(cfg: Config, name: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """One `runjobworker --backend temporal` with the drain's concurrency, on the dev server of `backend()`."""
     args = ["--backend", "temporal", "--concurrency", str(cfg.concurrency)]
     return procs.spawn_worker(args, name, _env(cfg, extra))
 
@@ -44,7 +47,7 @@ def _latency(cfg: Config, spacing: float) -> dict[str, Any]:
     runner = workloads._runner()
     path = RESULTS_DIR / f"latency-temporal-{int(spacing * 1000)}ms.txt"
     path.unlink(missing_ok=True)
-    worker = _worker(cfg, "temporal-latency", {"BENCH_LAT_FILE": str(path)})
+    worker = spawn_worker(cfg, "temporal-latency", {"BENCH_LAT_FILE": str(path)})
     try:
         return measure.probe_latency(
             lambda: runner.schedule_job("probe", {"t": time.time()}, tenant_id=workloads.TENANT),
@@ -58,7 +61,7 @@ def _latency(cfg: Config, spacing: float) -> dict[str, Any]:
 def _drain(cfg: Config, db: Db, n: int) -> dict[str, Any]:
     before = db.counters()
     t_spawn = time.monotonic()
-    worker = _worker(cfg, "temporal-drain")
+    worker = spawn_worker(cfg, "temporal-drain")
     try:
         count = procs.guarded_counter(lambda: db.scalar(DONE_SQL, ["noop"]), n, [worker])
         out = measure.wait_progress(count, n, measure.PROC_TIMEOUT, "temporal", t_start=t_spawn)
@@ -68,14 +71,13 @@ def _drain(cfg: Config, db: Db, n: int) -> dict[str, Any]:
     return out
 
 
-def run(cfg: Config, db: Db) -> dict[str, Any]:
-    """Our Temporal backend through the peers' phases: enqueue, one processing trial, latency."""
+@contextlib.contextmanager
+def backend() -> Iterator[None]:
+    """A fresh dev server, and this process's runner switched to JOB_RUNNER_TYPE=temporal on it meanwhile."""
     from django.test import override_settings
 
     from bench import djsetup
 
-    n = cfg.n_temporal
-    res: dict[str, Any] = {"peer": "jobscheduler (temporal)", "n": n, "enqueue": {}, "processing": []}
     overrides = {
         "JOB_RUNNER_TYPE": "temporal",
         "TEMPORAL_ADDRESS": config.temporal_address(),
@@ -85,16 +87,24 @@ def run(cfg: Config, db: Db) -> dict[str, Any]:
         try:
             with override_settings(**overrides):
                 djsetup.reset_runner()
-                db.clean()
-                before = db.counters()
-                res["enqueue"]["single"] = workloads.enqueue_single(n)
-                res["enqueue"]["single"]["postgres_per_job"] = db.per_job(before, db.counters(), n)
-                res["processing"].append(_drain(cfg, db, n))
-                res["recorded_check"] = db.recorded("noop", n)
-                db.clean()
-                res["latency"] = _latency(cfg, measure.LAT_SPACING)
-                res["latency_light"] = _latency(cfg, measure.LAT_SPACING_LIGHT)
-                db.clean()
+                yield
         finally:
             djsetup.reset_runner()
+
+
+def run(cfg: Config, db: Db) -> dict[str, Any]:
+    """Our Temporal backend through the peers' phases: enqueue, one processing trial, latency."""
+    n = cfg.n_temporal
+    res: dict[str, Any] = {"peer": "jobscheduler (temporal)", "n": n, "enqueue": {}, "processing": []}
+    with backend():
+        db.clean()
+        before = db.counters()
+        res["enqueue"]["single"] = workloads.enqueue_single(n)
+        res["enqueue"]["single"]["postgres_per_job"] = db.per_job(before, db.counters(), n)
+        res["processing"].append(_drain(cfg, db, n))
+        res["recorded_check"] = db.recorded("noop", n)
+        db.clean()
+        res["latency"] = _latency(cfg, measure.LAT_SPACING)
+        res["latency_light"] = _latency(cfg, measure.LAT_SPACING_LIGHT)
+        db.clean()
     return res

@@ -120,7 +120,7 @@ def overrides() -> dict[str, Any]:
 def setting(name: str) -> Any:
     """A key of the `JOBSCHEDULER` dict, or its default."""
     values = overrides()
-    unknown = set(values) - set(DEFAULTS)
+    unknown = values.keys() - DEFAULTS.keys()  # on every call: a few per enqueue, so no set built
     if unknown:
         raise ImproperlyConfigured(f"Unknown JOBSCHEDULER setting(s): {', '.join(sorted(unknown))}")
     if name not in DEFAULTS:

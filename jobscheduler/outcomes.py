@@ -27,6 +27,8 @@ MAX_ERROR_CHARS = 4000
 MAX_TRACEBACK_CHARS = 20000
 #: The reason recorded for a cancel that names none.
 DEFAULT_CANCEL_REASON = "Cancelled by request"
+#: The reason a bulk cancel (`cancel_jobs`) records, on both backends.
+BULK_CANCEL_REASON = "Cancelled in bulk"
 
 _TRUNCATED = "\n...[truncated]"
 

@@ -187,6 +187,22 @@ def configured_queues() -> dict[str, dict[str, Any]]:
     return checked
 
 
+#: The django.tasks backend of this app, as a site names it in settings.TASKS.
+TASK_BACKEND_PATH = "jobscheduler.tasks.JobSchedulerBackend"
+
+
+def task_api_queues() -> set[str]:
+    """The queues settings.TASKS declares for this app's django.tasks backend (its "QUEUES"; Django's default
+    is the one queue "default"): a task's `queue_name` is the job's queue, so a worker must know them."""
+    from django.conf import settings
+
+    declared: set[str] = set()
+    for entry in (getattr(settings, "TASKS", None) or {}).values():
+        if isinstance(entry, dict) and entry.get("BACKEND") == TASK_BACKEND_PATH:
+            declared.update(name for name in entry.get("QUEUES") or () if isinstance(name, str))
+    return declared
+
+
 def settings_defaults(name: str) -> dict[str, Any]:
     """The settings a queue starts with: its JOBSCHEDULER["QUEUES"] entry, else no limits (QueueState's fields)."""
     return configured_queues().get(name, {field: None for field in LIMIT_FIELDS} | {"paused": False})

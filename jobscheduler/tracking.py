@@ -59,6 +59,41 @@ def build_metadata(
     timeout_ms: int | None = None,
 ) -> str:
     """The initial `jobs.metadata` JSON text; `data_json` is already validated JSON text, spliced not re-encoded."""
+    return (
+        '{"data":'
+        + data_json
+        + _metadata_rest(
+            extra, max_attempts, priority, singleton_key, schedule_id, queue, unique_key, timeout_ms
+        )
+    )
+
+
+def build_metadata_many(
+    data_jsons: Sequence[str],
+    *,
+    extra: dict[str, Any] | None = None,
+    max_attempts: int | None = None,
+    priority: int = 0,
+    queue: str = DEFAULT_QUEUE,
+    timeout_ms: int | None = None,
+) -> list[str]:
+    """build_metadata for a batch whose jobs differ only in their data: the rest is encoded once, not per job
+    (a bulk enqueue's Python time was mostly this encoding)."""
+    rest = _metadata_rest(extra, max_attempts, priority, None, None, queue, None, timeout_ms)
+    return ['{"data":' + text + rest for text in data_jsons]
+
+
+def _metadata_rest(
+    extra: dict[str, Any] | None,
+    max_attempts: int | None,
+    priority: int,
+    singleton_key: str | None,
+    schedule_id: uuid.UUID | None,
+    queue: str,
+    unique_key: str | None,
+    timeout_ms: int | None,
+) -> str:
+    """The metadata after the data, from its comma to the closing brace."""
     meta: dict[str, Any] = dict(extra or {})
     meta["attempts"] = 0
     meta["queue"] = queue
@@ -74,8 +109,7 @@ def build_metadata(
         meta["singletonKey"] = singleton_key
     if schedule_id is not None:
         meta["scheduleId"] = str(schedule_id)
-    rest = json.dumps(meta, separators=(",", ":"))
-    return '{"data":' + data_json + "," + rest[1:]
+    return "," + json.dumps(meta, separators=(",", ":"))[1:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,10 +24,19 @@ from .tenancy import default_tenant
 
 def encode_data(data: Any) -> str:
     """The payload as compact JSON text, or InvalidJobData / PayloadTooLarge."""
+    return _encode_data(data, setting("MAX_PAYLOAD_BYTES"))
+
+
+def encode_data_many(items: Sequence[Any]) -> list[str]:
+    """encode_data for each payload of a batch, in order (the limit read once)."""
+    limit = setting("MAX_PAYLOAD_BYTES")
+    return [_encode_data(data, limit) for data in items]
+
+
+def _encode_data(data: Any, limit: int) -> str:
     if not isinstance(data, dict):
         raise InvalidJobData(f"Job data must be a JSON object (a dict), got {type(data).__name__}")
     text = _storable_json(data, "Job data")
-    limit = setting("MAX_PAYLOAD_BYTES")
     size = _size(text)
     if size > limit:
         raise PayloadTooLarge(size, limit)
@@ -37,12 +46,16 @@ def encode_data(data: Any) -> str:
 def payload_size(data: Any) -> int:
     """The size MAX_PAYLOAD_BYTES limits: bytes of the payload's compact JSON text (the worker measures a stored
     payload the same way, whatever PostgreSQL's own text of it looks like)."""
-    return _size(json.dumps(data, separators=(",", ":"), allow_nan=False))
+    return _size(_COMPACT.encode(data))
 
 
 def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
+
+#: Compact JSON, NaN refused. One encoder for every call: `json.dumps` with options builds a new encoder each
+#: time, a third of a small payload's encoding time.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 #: A JSON escape of NUL that is not itself an escaped backslash followed by "u0000".
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -55,7 +68,7 @@ def _storable_json(value: Any, what: str) -> str:
     DataError that aborts the caller's transaction: a NUL character, or a lone surrogate. Python strings may
     hold one (`"\\ud800"`); JSON escapes it, and PostgreSQL accepts a surrogate escape only as half of a pair."""
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        text = _COMPACT.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidJobData(f"{what} is not JSON-serialisable: {exc}") from None
     except RecursionError:

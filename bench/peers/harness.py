@@ -10,8 +10,10 @@ on every row:
 4. a second drain trial on those jobs                        → processing[1] (skipped when trial 1 took more
    than TRIAL2_MAX_S: it only bounds the slowest peers)
 5. clean; idle-worker latency                                → latency (+ the peer's `extra`)
+6. workflows, for a peer that has them (Celery's chord and chain) → workflow
 
-A failing phase is recorded in `errors` and the next phase runs; the result is always written.
+Steps 1-5 run unless BENCH_WORKLOADS names only workloads without a peer side or only `workflow`, step 6 when
+it names `workflow` (config.peer_phases). A failing phase is recorded in `errors` and the next phase runs; the result is always written.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class Workloads:
     latency: Callable[[], dict[str, Any]]
     bulk_key: str = "bulk"
     extra: Callable[[dict[str, Any]], Any] | None = None
+    #: The workflow workload (bench/workflow_bench.py defines it): {"fan_out": ..., "chain": ...}.
+    workflow: Callable[[], dict[str, Any]] | None = None
 
 
 def _on_term(signum: int, frame: object) -> None:
@@ -157,40 +161,49 @@ def run(res: dict[str, Any], n: int, w: Workloads) -> Path:
             print(f"  -> {brief}", file=sys.stderr, flush=True)
         return out
 
+    wanted = config.peer_phases(config.workloads_from_env())
     try:
         if phase("setup", w.setup) is None and res["errors"]:
             return save(res)
-        phase("clean", w.clean)
-        res["enqueue"]["single"] = phase(f"enqueue single x{n}", lambda: w.single(n))
-        first = phase("drain, trial 1", lambda: w.drain(n)) if res["enqueue"]["single"] else None
-        if first:
-            first["preloaded_by"] = "single"
-            res["processing"].append(first)
-        phase("clean", w.clean)
-        second_ok = bool(first) and not first.get("timeout") and first["elapsed_s"] <= measure.TRIAL2_MAX_S
-        if w.bulk is not None:
-            res["enqueue"][w.bulk_key] = phase(f"enqueue {w.bulk_key} x{n}", lambda: w.bulk(n))
-            preload = w.bulk_key
-        else:
-            preload = "single_2"
-            if second_ok:
-                res["enqueue"][preload] = phase(f"enqueue single (2nd pass) x{n}", lambda: w.single(n))
-        if second_ok and res["enqueue"].get(preload):
-            second = phase("drain, trial 2", lambda: w.drain(n))
-            if second:
-                second["preloaded_by"] = preload
-                res["processing"].append(second)
-        else:
-            res["notes"].append(
-                f"drain trial 2 skipped (trial 1 took > {measure.TRIAL2_MAX_S:.0f} s or failed)"
-            )
-        phase("clean", w.clean)
-        res["latency"] = phase("latency", w.latency) or {}
-        if w.extra is not None:
-            phase("extra", lambda: w.extra(res))
+        if "standard" in wanted:
+            _standard(res, n, w, phase)
+        if config.PEER_WORKFLOW in wanted and w.workflow is not None:
+            res["workflow"] = phase("workflows", w.workflow) or {}
     finally:
         procs.stop_all()
     return save(res)
+
+
+def _standard(
+    res: dict[str, Any], n: int, w: Workloads, phase: Callable[[str, Callable[[], Any]], Any]
+) -> None:
+    """Steps 1-5 of the sequence above into `res`."""
+    phase("clean", w.clean)
+    res["enqueue"]["single"] = phase(f"enqueue single x{n}", lambda: w.single(n))
+    first = phase("drain, trial 1", lambda: w.drain(n)) if res["enqueue"]["single"] else None
+    if first:
+        first["preloaded_by"] = "single"
+        res["processing"].append(first)
+    phase("clean", w.clean)
+    second_ok = bool(first) and not first.get("timeout") and first["elapsed_s"] <= measure.TRIAL2_MAX_S
+    if w.bulk is not None:
+        res["enqueue"][w.bulk_key] = phase(f"enqueue {w.bulk_key} x{n}", lambda: w.bulk(n))
+        preload = w.bulk_key
+    else:
+        preload = "single_2"
+        if second_ok:
+            res["enqueue"][preload] = phase(f"enqueue single (2nd pass) x{n}", lambda: w.single(n))
+    if second_ok and res["enqueue"].get(preload):
+        second = phase("drain, trial 2", lambda: w.drain(n))
+        if second:
+            second["preloaded_by"] = preload
+            res["processing"].append(second)
+    else:
+        res["notes"].append(f"drain trial 2 skipped (trial 1 took > {measure.TRIAL2_MAX_S:.0f} s or failed)")
+    phase("clean", w.clean)
+    res["latency"] = phase("latency", w.latency) or {}
+    if w.extra is not None:
+        phase("extra", lambda: w.extra(res))
 
 
 def save(res: dict[str, Any]) -> Path:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench import config
@@ -22,7 +24,7 @@ def test_unknown_workload_is_refused(monkeypatch) -> None:
         config.load()
     assert str(exc.value) == (
         "BENCH_WORKLOADS: unknown workload(s) speed; known: "
-        "enqueue,drain,latency,profile,scale,memory,temporal,dashboard,peers"
+        "enqueue,drain,latency,workflow,profile,scale,memory,temporal,dashboard,peers"
     )
 
 
@@ -32,6 +34,7 @@ def test_smoke_defaults_shrink_sizes_but_keep_every_peer(monkeypatch) -> None:
     monkeypatch.setenv("BENCH_SMOKE", "1")
     cfg = config.load()
     assert cfg.n == 2000 and cfg.scale_finished == 50000 and cfg.smoke
+    assert (os.environ["BENCH_WF_WIDTH"], os.environ["BENCH_WF_CHAIN"]) == ("200", "50")
     assert cfg.peers == config.ALL_PEERS.split()
     assert "peers" in cfg.workloads
 
@@ -41,3 +44,24 @@ def test_no_peers_drops_the_peers_workload(monkeypatch) -> None:
     monkeypatch.delenv("BENCH_WORKLOADS", raising=False)
     cfg = config.load()
     assert cfg.peers == [] and "peers" not in cfg.workloads
+
+
+@pytest.mark.parametrize(
+    ("workloads", "phases"),
+    [
+        (set(config.ALL_WORKLOADS.split(",")), {"standard", "workflow"}),
+        ({"workflow", "peers"}, {"workflow"}),
+        ({"drain", "peers"}, {"standard"}),
+        ({"latency", "workflow", "peers"}, {"standard", "workflow"}),
+        # Naming none of the peers' workloads runs their standard sequence, as before workflows existed.
+        ({"peers"}, {"standard"}),
+        ({"scale", "peers"}, {"standard"}),
+    ],
+)
+def test_peer_phases_follow_the_workloads_asked(workloads: set[str], phases: set[str]) -> None:
+    assert config.peer_phases(workloads) == phases
+
+
+def test_peer_drivers_read_the_same_workloads(monkeypatch) -> None:
+    monkeypatch.setenv("BENCH_WORKLOADS", " workflow , peers,")
+    assert config.workloads_from_env() == {"workflow", "peers"}

@@ -49,3 +49,28 @@ def test_latency_lines_round_trip_through_record_start(tmp_path: Path, monkeypat
     assert measure.read_latencies(path) == pytest.approx([250.0, 50.0])
     summary = measure.latency_summary(measure.read_latencies(path), 2)
     assert summary["n"] == 2 and summary["p50_ms"] == pytest.approx(150.0)
+
+
+def test_wait_workflow_rates_the_steps_over_schedule_call_to_the_poll_that_sees_the_last_step(
+    monkeypatch,
+) -> None:
+    """Schedule call at t=10; polls at 10.5, 11.0, ... ; the last step is seen done by the 4th poll (t=12)."""
+    clock = itertools.count(10.5, 0.5)
+    monkeypatch.setattr(measure.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(measure.time, "sleep", lambda s: None)
+    answers = iter([False, False, False, True])
+    out = measure.wait_workflow(lambda: next(answers), 201, 600, "fan-out", t_start=10.0)
+    assert out["timeout"] is False
+    assert out["polls"] == 4
+    assert out["elapsed_s"] == pytest.approx(2.0)
+    assert out["steps_per_s"] == pytest.approx(100.5)
+
+
+def test_wait_workflow_gives_no_rate_when_the_last_step_never_finishes(monkeypatch) -> None:
+    clock = itertools.count(0.0, 10.0)
+    monkeypatch.setattr(measure.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(measure.time, "sleep", lambda s: None)
+    out = measure.wait_workflow(lambda: False, 50, 25, "chain", t_start=0.0)
+    assert out["timeout"] is True
+    assert out["steps_per_s"] is None
+    assert out["elapsed_s"] == 30.0

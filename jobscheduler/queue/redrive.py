@@ -30,9 +30,12 @@ def retry_batch(tenant: uuid.UUID, ids: list[uuid.UUID]) -> int:
         return cur.fetchone()[0]
 
 
-def cancel_batch(tenant: uuid.UUID, ids: list[uuid.UUID], reason: str) -> tuple[int, int]:
+def cancel_batch(
+    tenant: uuid.UUID, ids: list[uuid.UUID], reason: str, cancelled_by: str | None
+) -> tuple[int, int]:
     """Cancel the live jobs among `ids`: (cancelled at once, running and told to stop)."""
+    params = {"tenant": tenant, "ids": ids, "reason": reason, "cancelled_by": cancelled_by}
     with connection.cursor() as cur:
-        cur.execute(sql.REDRIVE_CANCEL, {"tenant": tenant, "ids": ids, "reason": reason})
+        cur.execute(sql.REDRIVE_CANCEL, params)
         cancelled, flagged = cur.fetchone()
     return cancelled, flagged

@@ -19,7 +19,7 @@ from .. import tracking, uniqueness, validation
 from ..conf import setting
 from ..ids import new_id, parse_uuid
 from ..models import Schedule
-from ..outcomes import DEFAULT_CANCEL_REASON
+from ..outcomes import BULK_CANCEL_REASON, DEFAULT_CANCEL_REASON
 from ..registry import JobHandlerRegistry
 from ..runners.base import (
     HandOver,
@@ -36,10 +36,7 @@ from ..workflows import Workflow, WorkflowResult, plan
 from . import redrive, sql, workflows
 from .connection import django_prepared_cursor
 from .cron import next_tick
-from .enqueue import enqueue
-
-#: The reason a bulk cancel records for the jobs it removes from the queue.
-BULK_CANCEL_REASON = "Cancelled in bulk"
+from .enqueue import enqueue, enqueue_one
 
 #: Ready jobs read at most when looking for unserved job names (see sql.UNSERVED).
 QUEUE_SCAN_LIMIT = 10_000
@@ -148,25 +145,24 @@ class PgBossJobRunner(JobRunner):
         queue = validation.resolve_queue(queue, spec.queue)
         extra = {**validation.encode_metadata(metadata), **trace}
         user = validation.resolve_user(user_id)
-        tenants, metas = [], []
-        for data in items:
-            text = validation.encode_data(data)
-            tenants.append(validation.resolve_tenant(tenant_id, data))
-            metas.append(
-                tracking.build_metadata(
-                    text,
-                    extra=extra,
-                    max_attempts=spec.retry.max_attempts,
-                    priority=priority,
-                    queue=queue,
-                    timeout_ms=spec.timeout_ms,
-                )
-            )
+        texts = validation.encode_data_many(items)
+        if tenant_id is None:  # each job's own data["tenantId"], else the default tenant
+            tenants = [validation.resolve_tenant(None, data) for data in items]
+        else:  # the data is not consulted: one answer for the batch
+            tenants = [validation.resolve_tenant(tenant_id, None)] * len(items)
+        metas = tracking.build_metadata_many(
+            texts,
+            extra=extra,
+            max_attempts=spec.retry.max_attempts,
+            priority=priority,
+            queue=queue,
+            timeout_ms=spec.timeout_ms,
+        )
         ids = [new_id() for _ in metas]
         self._insert(
             job_name, queue, tenants, ids, metas, user, priority, run_at, spec.retry.max_attempts, None
         )
-        return [ScheduleJobResult(job_id=str(i), external_id=str(i)) for i in ids]
+        return [ScheduleJobResult(job_id=s, external_id=s) for s in map(str, ids)]
 
     def _enqueue_one(
         self,
@@ -284,23 +280,23 @@ class PgBossJobRunner(JobRunner):
         singleton_key: str | None,
     ) -> uuid.UUID:
         """Enqueue one job; with a singleton key held by a live job, that job's id instead."""
-        args = (
-            job_name,
-            queue,
-            [tenant],
-            [job_id],
-            [meta],
-            user,
-            priority,
-            run_at,
-            max_attempts,
-            singleton_key,
-        )
+        job = {
+            "job_name": job_name,
+            "queue": queue,
+            "tenant": tenant,
+            "job_id": job_id,
+            "meta": meta,
+            "user": user,
+            "priority": priority,
+            "run_at": run_at,
+            "max_attempts": max_attempts,
+            "singleton_key": singleton_key,
+        }
         # One statement, atomic on its own: no savepoint round trips on the hot path.
-        if not self._insert(*args) and singleton_key is not None:
+        if not enqueue_one(**job) and singleton_key is not None:
             existing = self._find_singleton(tenant, singleton_key)
             if existing is None:  # the live one finished in between: this one takes its place
-                self._insert(*args)
+                enqueue_one(**job)
             else:
                 return existing
         return job_id
@@ -343,8 +339,16 @@ class PgBossJobRunner(JobRunner):
                 existing = uniqueness.find_existing(tenant, policy)
                 if existing is not None:
                     return existing
-            self._insert(
-                job_name, queue, [tenant], [job_id], [meta], user, priority, run_at, max_attempts, None
+            enqueue_one(
+                job_name=job_name,
+                queue=queue,
+                tenant=tenant,
+                job_id=job_id,
+                meta=meta,
+                user=user,
+                priority=priority,
+                run_at=run_at,
+                max_attempts=max_attempts,
             )
         return job_id
 
@@ -492,10 +496,12 @@ class PgBossJobRunner(JobRunner):
         with transaction.atomic():
             return redrive.retry_batch(tenant, job_ids)
 
-    def cancel_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+    def cancel_batch(
+        self, tenant: uuid.UUID, job_ids: list[uuid.UUID], *, cancelled_by: str | None = None
+    ) -> int:
         """One statement for the batch: queued jobs removed and recorded cancelled, running ones told to stop."""
         with transaction.atomic():
-            return sum(redrive.cancel_batch(tenant, job_ids, BULK_CANCEL_REASON))
+            return sum(redrive.cancel_batch(tenant, job_ids, BULK_CANCEL_REASON, cancelled_by))
 
     # -- inspect and cancel ---------------------------------------------------------------------------------------
 

@@ -65,6 +65,32 @@ SELECT array_agg(job_id), CASE WHEN count(*) > 0 THEN pg_notify('"""
 """
 )
 
+#: ENQUEUE for exactly one job, every value a scalar parameter with its own cast: no JSON array to parse and
+#: no join back to the input, and a form libpq can send as is (queue/libpq.py sends it on the one-by-one hot
+#: path). Returns the job id, or no row when a live job holds the singleton key.
+ENQUEUE_ONE = (
+    """
+WITH queued AS (
+    INSERT INTO jobscheduler_queue (job_id, tenant, name, queue, priority, run_at, attempt, max_attempts,
+                                    singleton_key, cancel_requested, created_at)
+    VALUES (%(job_id)s::uuid, %(tenant)s::uuid, %(type)s::varchar, %(queue)s::varchar, %(priority)s::int,
+            coalesce(%(run_at)s::timestamptz, now()), 0, %(max_attempts)s::int, %(singleton_key)s::varchar, false,
+            now())
+    ON CONFLICT (tenant, singleton_key) WHERE singleton_key IS NOT NULL DO NOTHING
+    RETURNING job_id, tenant, name
+),
+src AS (SELECT tenant, job_id, name AS type, %(metadata)s::jsonb AS metadata, %(user_id)s::uuid AS user_id
+        FROM queued),
+created AS ("""
+    + INSERT_JOBS_SQL
+    + """    RETURNING job_id
+)
+SELECT job_id, pg_notify('"""
+    + CHANNEL_JOBS
+    + """', '') FROM created
+"""
+)
+
 #: A debounced call (uniqueness.Debounce), under the (tenant, key) lock: the newest job with the key still
 #: waiting gets the call's data and a run time %(window)s from now (never later than %(max_wait)s after it was
 #: created). Returns its id; no row when no job with the key waits (a worker claiming it meanwhile wins).
@@ -603,7 +629,8 @@ SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('"""
 )
 
 #: Cancels each live job among %(ids)s of %(tenant)s: a queued one is removed from the queue and recorded
-#: cancelled (%(reason)s); a running one is flagged, and its worker told (as CANCEL_RUNNING). Returns
+#: cancelled (%(reason)s, %(cancelled_by)s); a running one is flagged, who asked recorded, and its worker told
+#: (as CANCEL_RUNNING). Returns
 #: (cancelled now, flagged to end cancelled).
 REDRIVE_CANCEL = (
     """
@@ -620,7 +647,16 @@ flagged AS (
     + CHANNEL_CANCEL
     + """', job_id::text)
 ),
-unstarted AS (SELECT tenant, job_id, %(reason)s::text AS reason, NULL::uuid AS cause FROM removed)"""
+asked AS (  -- who asked and why, kept by the cancelled end that follows (as tracking.record_cancel_requested)
+    UPDATE jobs j SET updated_at = now(),
+        metadata = (coalesce(j.metadata, '{}'::jsonb) - 'cancelledBy')
+            || jsonb_strip_nulls(jsonb_build_object('cancelReason', %(reason)s::text,
+                                                    'cancelledBy', %(cancelled_by)s::text))
+    FROM flagged f
+    WHERE j.tenant = %(tenant)s AND j.job_id = f.job_id AND j.status NOT IN ('completed', 'failed', 'cancelled')
+),
+unstarted AS (SELECT tenant, job_id, %(reason)s::text AS reason, NULL::uuid AS cause,
+                     %(cancelled_by)s::text AS cancelled_by FROM removed)"""
     + CANCELLED_UNSTARTED_SQL
     + """
 SELECT (SELECT count(*) FROM cancelled_jobs), (SELECT count(*) FROM flagged)

@@ -15,6 +15,7 @@ from django.utils import timezone as dj_timezone
 
 from .. import queues
 from ..ids import parse_uuid
+from ..outcomes import BULK_CANCEL_REASON
 from ..queues import QueueState
 from ..states import RunnerType
 from ..tracking import NewJob
@@ -320,9 +321,14 @@ class JobRunner(abc.ABC):
         One by one here; a backend with a bulk statement does it in one."""
         return sum(self.retry_job(job_id, tenant) is not None for job_id in job_ids)
 
-    def cancel_batch(self, tenant: uuid.UUID, job_ids: list[uuid.UUID]) -> int:
+    def cancel_batch(
+        self, tenant: uuid.UUID, job_ids: list[uuid.UUID], *, cancelled_by: str | None = None
+    ) -> int:
         """Cancel these live jobs of the tenant (one bounded batch of a bulk cancel); how many were."""
-        return sum(self.cancel_job(job_id, tenant) for job_id in job_ids)
+        return sum(
+            self.cancel_job(job_id, tenant, reason=BULK_CANCEL_REASON, cancelled_by=cancelled_by)
+            for job_id in job_ids
+        )
 
     async def aretry_jobs(self, selection: JobSelection, tenant_id: Any, **options: Any) -> BulkOutcome:
         return await sync_to_async(self.retry_jobs)(selection, tenant_id, **options)

@@ -22,6 +22,7 @@ from .. import audit
 from ..exceptions import InvalidSelection, JobSchedulerError
 from ..ids import parse_uuid
 from ..models import FINAL_STATUSES, LIVE_STATUSES, AuditAction, Job
+from ..outcomes import BULK_CANCEL_REASON
 from ..selection import JobSelection
 from ..states import RunnerType
 from .factory import JobRunnerFactory
@@ -71,22 +72,27 @@ def cancel_matching(
     selection: JobSelection, tenant_id: Any, *, actor: Any, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> BulkOutcome:
     tenant, size = _tenant(tenant_id), _size(batch_size)
+    who = audit.actor_of(actor).name
     live = selection.jobs(tenant).filter(status__in=LIVE_STATUSES)
     pgboss = live.filter(runner_type=RunnerType.PGBOSS)
     matched = done = 0
     try:
-        # Workflow steps go through cancel_job, which settles the steps that depend on them.
+        pgboss_runner = JobRunnerFactory.for_runner_type(RunnerType.PGBOSS)
         for ids in _batches(pgboss.exclude(metadata__has_key="workflowId"), size):
             matched += len(ids)
-            done += JobRunnerFactory.for_runner_type(RunnerType.PGBOSS).cancel_batch(tenant, ids)
-        for runner_type, jobs in (
-            (RunnerType.PGBOSS, pgboss.filter(metadata__has_key="workflowId")),
-            (RunnerType.TEMPORAL, live.exclude(runner_type=RunnerType.PGBOSS)),
-        ):
-            for ids in _batches(jobs, size):
-                matched += len(ids)
-                runner = JobRunnerFactory.for_runner_type(runner_type)
-                done += sum(runner.cancel_job(job_id, tenant) for job_id in ids)
+            done += pgboss_runner.cancel_batch(tenant, ids, cancelled_by=who)
+        # Workflow steps go through cancel_job, which settles the steps that depend on them.
+        for ids in _batches(pgboss.filter(metadata__has_key="workflowId"), size):
+            matched += len(ids)
+            done += sum(
+                pgboss_runner.cancel_job(job_id, tenant, reason=BULK_CANCEL_REASON, cancelled_by=who)
+                for job_id in ids
+            )
+        for ids in _batches(live.exclude(runner_type=RunnerType.PGBOSS), size):
+            matched += len(ids)
+            done += JobRunnerFactory.for_runner_type(RunnerType.TEMPORAL).cancel_batch(
+                tenant, ids, cancelled_by=who
+            )
     finally:
         _audit(AuditAction.BULK_CANCEL, actor, tenant, selection, matched, done)
     return BulkOutcome(matched=matched, done=done)

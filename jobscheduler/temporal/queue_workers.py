@@ -30,9 +30,14 @@ logger = logging.getLogger("jobscheduler.temporal")
 
 
 def default_served_queues() -> dict[str, int | None]:
-    """Without `--queues`: the default queue, every queue a handler names and every configured one (Temporal
-    cannot list the task queues that have work)."""
-    names = {queues.DEFAULT_QUEUE, *JobHandlerRegistry.queue_names(), *queues.configured_queues()}
+    """Without `--queues`: the default queue, every queue a handler names, every configured one and every one
+    settings.TASKS declares for our task backend (Temporal cannot list the task queues that have work)."""
+    names = {
+        queues.DEFAULT_QUEUE,
+        *JobHandlerRegistry.queue_names(),
+        *queues.configured_queues(),
+        *queues.task_api_queues(),
+    }
     return dict.fromkeys(sorted(names))
 
 

@@ -1,11 +1,13 @@
 """The soak (`make soak`, not in CI: its name does not match test_*.py, so only an explicit path collects it).
 
 For SOAK_MINUTES (default 30) it runs a mixed workload on real pgboss worker processes: ledger jobs of a few
-durations enqueued in bursts, jobs that succeed on a retry, jobs that always fail, and running jobs cancelled;
+durations enqueued in bursts (some on a queue limited to 3 running jobs, 2 per tenant, and 20 starts a second),
+jobs that succeed on a retry, jobs that always fail, and running jobs cancelled;
 every FAULT_SECONDS a fault, in turn: a worker SIGKILLed (and respawned), a worker paused for a few seconds
 (SIGSTOP, SIGCONT), and, on the embedded database, a PostgreSQL restart. Every REPORT_SECONDS it prints one
 line: enqueued and finished counts, queue depth, each worker's RSS and the database's connection count. At the
-end it drains and prints the ledger checker's summary, which must be clean (0 lost, 0 unexplained, 0 stuck).
+end it drains and prints the ledger checker's summary, which must be clean (0 lost, 0 unexplained, 0 stuck,
+0 limit_exceeded).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MINUTES = float(os.environ.get("SOAK_MINUTES", "30"))
 FAULT_SECONDS = float(os.environ.get("SOAK_FAULT_SECONDS", "20"))
 REPORT_SECONDS = float(os.environ.get("SOAK_REPORT_SECONDS", "30"))
 WORKERS = 3
+LIMITED_QUEUE = "soak-limited"
 
 
 def rss_kib(pid: int) -> int | None:
@@ -57,6 +60,7 @@ def test_soak(fast_settings, workers, tenant, other_tenant):
     runner = JobRunnerFactory.get_instance()
     for _ in range(WORKERS):
         workers.start("--concurrency", "4")
+    runner.set_queue_limits(LIMITED_QUEUE, concurrency=3, tenant_concurrency=2, rate_limit="20/s")
     rng = random.Random(int(os.environ.get("SOAK_SEED", "15")))
     ledger_ids: list[str] = []
     flaky_ids: list[str] = []
@@ -73,6 +77,14 @@ def test_soak(fast_settings, workers, tenant, other_tenant):
             tenant_id = rng.choice([tenant, other_tenant])
             burst = [{"seconds": rng.choice([0, 0, 0.05, 0.2, 1.0])} for _ in range(rng.randint(5, 40))]
             ledger_ids += [r.job_id for r in runner.schedule_jobs("t.ledger", burst, tenant_id=tenant_id)]
+            if rng.random() < 0.5:
+                limited = [{"seconds": rng.choice([0, 0.05, 0.2])} for _ in range(rng.randint(1, 10))]
+                ledger_ids += [
+                    r.job_id
+                    for r in runner.schedule_jobs(
+                        "t.ledger", limited, tenant_id=tenant_id, queue=LIMITED_QUEUE
+                    )
+                ]
             if rng.random() < 0.3:
                 flaky_ids.append(
                     runner.schedule_job("t.flaky", {"succeed_on": 2}, tenant_id=tenant_id).job_id

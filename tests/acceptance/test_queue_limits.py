@@ -131,7 +131,16 @@ def test_a_paused_queue_starts_nothing_on_three_workers_and_resumes(runner, work
     runner.pause_queue("held")
     held = enqueue(runner, tenant, 30, 0.05, queue="held")
     free = enqueue(runner, tenant, 30, 0.05)
-    drain(free, timeout=60, pool=workers)
+    wait_for(  # not drain(): the paused queue's rows stay in the queue table
+        lambda: (
+            query(
+                "SELECT count(*) FROM jobs WHERE job_id = ANY(%s::uuid[]) AND status = 'completed'", [free]
+            )[0][0]
+            == len(free)
+        ),
+        timeout=60,
+        message="the other queue's jobs",
+    )
     workers.start("--concurrency", "4")
     time.sleep(2.0)  # ten polls of every worker
     assert query("SELECT count(*) FROM test_ledger WHERE job_id = ANY(%s::uuid[])", [held]) == [(0,)]

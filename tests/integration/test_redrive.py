@@ -72,7 +72,7 @@ def test_bulk_retry_reenqueues_each_matching_finished_job_once_in_batches(runner
     assert set(Job.objects.filter(job_id__in=failed_emails).values_list("status", flat=True)) == {"failed"}
     assert not retries_of(failed_default + done + live + theirs)
     entry = AuditEntry.objects.get(action="bulk_retry")
-    assert (entry.actor, entry.tenant, entry.filter, entry.count) == (
+    assert (entry.actor, entry.tenant, entry.detail["filter"], entry.count) == (
         "alice",
         tenant,
         {"status": "failed", "queue": "emails"},
@@ -110,7 +110,10 @@ def test_bulk_cancel_removes_queued_jobs_and_tells_running_ones(runner, tenant, 
     assert (outcome.matched, outcome.done) == (7, 7)
     assert set(Job.objects.filter(job_id__in=queued).values_list("status", flat=True)) == {"cancelled"}
     assert JobDetail.objects.filter(job_id__in=queued, step_name="execution_cancelled").count() == 5
-    assert Job.objects.get(job_id=queued[0]).meta["cancelReason"] == "Cancelled in bulk"
+    assert {
+        (j.meta["cancelReason"], j.meta["cancelledBy"])
+        for j in Job.objects.filter(job_id__in=queued + running)
+    } == {("Cancelled in bulk", "bob")}  # the running two keep it for the cancelled end to come
     assert not QueueJob.objects.filter(job_id__in=queued).exists()
     assert (
         list(QueueJob.objects.filter(job_id__in=running).values_list("cancel_requested", flat=True))

@@ -259,7 +259,13 @@ def test_a_job_naming_a_plain_function_fails_and_never_runs(task_worker):
     with connection.cursor() as cur:  # a row written by hand (or by an older version of the code)
         meta = json.dumps({"data": {"args": [], "kwargs": {}}})
         enqueue(
-            cur, job_name=path, tenants=[uuid.UUID(TENANT)], ids=[job_id], metas=[meta], user=uuid.uuid4()
+            cur,
+            job_name=path,
+            queue="default",
+            tenants=[uuid.UUID(TENANT)],
+            ids=[job_id],
+            metas=[meta],
+            user=uuid.uuid4(),
         )
     task_worker()
     done = wait_for(

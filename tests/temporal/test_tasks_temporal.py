@@ -16,7 +16,7 @@ from jobscheduler.models import Job
 from jobscheduler.tasks import TaskResultStatus
 from tests.support import tasks
 
-from .conftest import wait_until
+from .conftest import InProcessWorker, wait_until
 
 pytestmark = [pytest.mark.temporal, pytest.mark.django_db(transaction=True)]
 
@@ -119,9 +119,16 @@ def test_a_deferred_task_starts_after_run_after(on_temporal):
     assert result.return_value == 2 and result.started_at >= run_after
 
 
-def test_priority_and_queue_name_are_recorded(on_temporal):
+def test_priority_and_queue_name_are_recorded(on_temporal, temporal_address, task_queue):
     result = tasks.add.using(priority=7, queue_name="reports").enqueue(1, 2)
-    wait_until(lambda: finished(result))
+    # A worker started without --queues serves the QUEUES of settings.TASKS: "reports" is a task queue of its own.
+    worker = InProcessWorker(temporal_address, task_queue)
+    worker.start()
+    try:
+        assert set(worker.workers.served) >= {"default", "reports"}
+        wait_until(lambda: finished(result))
+    finally:
+        worker.stop()
     job = Job.objects.get(job_id=result.id)
     assert job.metadata["priority"] == 7 and job.metadata["queue"] == "reports"
     again = tasks.add.get_result(result.id)

@@ -119,7 +119,7 @@ def test_default_concurrency_is_the_one_pgboss_uses(worker_env, tmp_path):
     )
     try:
         wait_until(lambda: "Temporal worker on" in worker.output() or worker.proc.poll() is not None, 30)
-        assert f"queue {worker_env['TEMPORAL_JOB_TASK_QUEUE']!r}, concurrency 15," in worker.output()
+        assert f"queues default ({worker_env['TEMPORAL_JOB_TASK_QUEUE']!r}, 15 slots)" in worker.output()
         row = Worker.objects.get(pid=worker.pid)
         assert (row.backend, row.concurrency) == ("temporal", 15)
         assert worker.terminate(20) == 0
