@@ -360,8 +360,8 @@ class JobActivities:
     async def _run(self, attempt: _Attempt) -> Any:
         req = attempt.req
         progress: dict[str, Any] = {}
-        # Heartbeats from the first moment on: a record write that is slow while the database goes away must not
-        # look like a dead worker to Temporal (which would count the attempt as lost).
+        # The heartbeat task runs from the first moment: a record write that is slow while the database goes away
+        # must not look like a dead worker to Temporal (which would count the attempt as lost).
         beat = asyncio.create_task(_heartbeat(progress, req.heartbeat_timeout_ms / 4000))
         self.running.add(req.job_id)
         try:
