@@ -17,14 +17,14 @@ from ..states import RunnerType
 #: Per queue (on pgboss a job's queue is its job name): ready jobs not yet claimed, leased jobs, and the age of
 #: the oldest ready one (scheduled run time to now, so a delayed job only counts once it is due).
 PGBOSS_QUEUES_SQL = """
-SELECT name,
+SELECT queue,
        count(*) FILTER (WHERE lease_token IS NULL AND run_at <= now()),
        count(*) FILTER (WHERE lease_token IS NOT NULL),
        coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE lease_token IS NULL AND run_at <= now())),
                 0)
 FROM jobscheduler_queue
-GROUP BY name
-ORDER BY name
+GROUP BY queue
+ORDER BY queue
 """
 
 #: Workers heartbeating within WORKER_EXPIRY_SECONDS; `job_names` empty means "every registered handler".

@@ -123,7 +123,7 @@ class Completer(threading.Thread):
                     )
                     continue
                 metrics.observe_end(
-                    queue=attempt.name,
+                    queue=attempt.queue,
                     job_type=attempt.name,
                     tenant=attempt.tenant,
                     outcome=outcome.outcome,

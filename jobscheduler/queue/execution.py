@@ -23,6 +23,7 @@ from .. import outcomes, tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import InvalidJobData, JobCancelled, JobHandlerNotFound, JobTimeout, PayloadTooLarge
 from ..outcomes import timeout_message
+from ..queues import DEFAULT_QUEUE
 from ..registry import JobHandlerRegistry, RetryPolicy
 from ..states import Outcome, RunnerType
 from ..telemetry import tracing
@@ -41,6 +42,8 @@ class Attempt:
     max_attempts: int
     token: uuid.UUID
     data: Any
+    #: The job's queue (the metrics' `queue` label).
+    queue: str = DEFAULT_QUEUE
     deadline: float = 0.0
     #: time.monotonic() when it was claimed, for its run time.
     started: float = 0.0

@@ -119,14 +119,12 @@ class Producer:
                 heapq.heappop(self._retry_wakes)
             if wait is not None:  # a rate-limited queue has jobs waiting: come back when it may start one
                 heapq.heappush(self._retry_wakes, now + wait + RETRY_WAKE_SLACK_SECONDS)
-        rows = []
-        for *row, queue in claimed:  # the queue comes last, for the caps of this worker's own slots
+        for *_row, queue in claimed:  # the queue comes last, for the caps of this worker's own slots
             if queue in self.slots:
-                self._queue_of[row[0]] = queue
-            rows.append(row)
-        self.maybe_ready = len(rows) == limit
-        for _job_id, tenant, name, _attempt, _max, _token, _data, lag, *_trace in rows:
-            metrics.observe_start(queue=name, job_type=name, tenant=tenant, lag_seconds=lag)
+                self._queue_of[_row[0]] = queue
+        self.maybe_ready = len(claimed) == limit
+        for _job_id, tenant, name, _attempt, _max, _token, _data, lag, _tp, _ts, queue in claimed:
+            metrics.observe_start(queue=queue, job_type=name, tenant=tenant, lag_seconds=lag)
         return [
             Attempt(
                 job_id=job_id,
@@ -136,10 +134,13 @@ class Producer:
                 max_attempts=max_attempts,
                 token=token,
                 data=data,
+                queue=queue,
                 started=now,
                 trace={"traceparent": traceparent, "tracestate": tracestate},
             )
-            for job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate in rows
+            for job_id, tenant, name, attempt_no, max_attempts, token, data, _lag, traceparent, tracestate, queue in (
+                claimed
+            )
         ]
 
     def note_ready(self) -> None:

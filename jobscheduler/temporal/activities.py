@@ -36,6 +36,7 @@ from .. import outcomes, tracking
 from ..context import JobContext, activate, deactivate
 from ..exceptions import JobCancelled, JobHandlerNotFound, JobTimeout
 from ..ids import new_id
+from ..queues import DEFAULT_QUEUE
 from ..registry import HandlerSpec, JobHandlerRegistry, RetryPolicy
 from ..states import Outcome, RunnerType
 from ..telemetry import metrics, tracing
@@ -234,6 +235,8 @@ class _Attempt:
         self.result: Any = None
         #: time.monotonic() at the attempt's start, for its run time.
         self.started = time.monotonic()
+        #: The job's queue as recorded (the metrics' `queue` label), known once the attempt began.
+        self.queue = DEFAULT_QUEUE
 
     def completed(self, result: Any) -> tracking.AttemptOutcome:
         self.result = outcomes.result_value(result)
@@ -369,6 +372,7 @@ class JobActivities:
             if begun is None:  # cancelled before this attempt began, or the record is gone: nothing to run
                 return AttemptReport(outcome=None) if attempt.reports else None
             data, meta = begun
+            attempt.queue = meta.get("queue") or DEFAULT_QUEUE
             info = activity.info()
             with tracing.attempt_span(
                 carrier=meta,
@@ -379,7 +383,7 @@ class JobActivities:
                 backend=RunnerType.TEMPORAL,
             ) as span:
                 metrics.observe_start(
-                    queue=info.task_queue,
+                    queue=attempt.queue,
                     job_type=req.job_name,
                     tenant=req.tenant,
                     lag_seconds=(info.started_time - info.current_attempt_scheduled_time).total_seconds(),
@@ -551,7 +555,7 @@ class JobActivities:
         """Count a recorded end in this worker's metrics (an end the workflow records after a database outage
         is not counted: it is recorded elsewhere, later)."""
         metrics.observe_end(
-            queue=activity.info().task_queue,
+            queue=attempt.queue,
             job_type=attempt.req.job_name,
             tenant=attempt.req.tenant,
             outcome=end.outcome,

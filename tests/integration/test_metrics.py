@@ -45,40 +45,41 @@ def scrape_view(client) -> dict:
 
 
 def test_worker_counts_outcomes_run_time_and_lag(fast_settings, start_worker, tenant):
+    """The `queue` label is the job's queue (t.echo runs in "emails", the others in "default")."""
     port = free_port()
     start_worker("--jobs", "t.echo,t.fail,t.sleep", "--metrics-port", str(port))
     runner = JobRunnerFactory.get_instance()
-    echo = [runner.schedule_job("t.echo", {"n": i}, tenant_id=tenant).job_id for i in range(3)]
+    echo = [runner.schedule_job("t.echo", {"n": i}, tenant_id=tenant, queue="emails").job_id for i in range(3)]
     fail = runner.schedule_job("t.fail", {}, tenant_id=tenant).job_id  # 3 attempts: retry, retry, failed
     sleep = runner.schedule_job("t.sleep", {"seconds": 0.5}, tenant_id=tenant).job_id
 
     def done() -> bool:
         found = scrape_worker(port)
         return (
-            value(found, "jobscheduler_jobs_total", queue="t.echo", type="t.echo", outcome="completed") == 3
-            and value(found, "jobscheduler_jobs_total", queue="t.fail", type="t.fail", outcome="failed") == 1
-            and value(found, "jobscheduler_jobs_total", queue="t.sleep", type="t.sleep", outcome="completed")
+            value(found, "jobscheduler_jobs_total", queue="emails", type="t.echo", outcome="completed") == 3
+            and value(found, "jobscheduler_jobs_total", queue="default", type="t.fail", outcome="failed") == 1
+            and value(found, "jobscheduler_jobs_total", queue="default", type="t.sleep", outcome="completed")
             == 1
         )
 
     wait_for(done, timeout=60, interval=0.3, message=f"jobs {echo}, {fail}, {sleep} recorded")
     found = scrape_worker(port)
-    assert value(found, "jobscheduler_jobs_total", queue="t.fail", type="t.fail", outcome="retry") == 2
+    assert value(found, "jobscheduler_jobs_total", queue="default", type="t.fail", outcome="retry") == 2
     assert not [
         k for k in found if k[0] == "jobscheduler_jobs_total" and dict(k[1])["outcome"] == "cancelled"
     ]
     duration = "jobscheduler_job_duration_seconds"
-    assert value(found, f"{duration}_count", queue="t.echo", type="t.echo", outcome="completed") == 3
-    assert value(found, f"{duration}_count", queue="t.fail", type="t.fail", outcome="retry") == 2
-    slept = value(found, f"{duration}_sum", queue="t.sleep", type="t.sleep", outcome="completed")
+    assert value(found, f"{duration}_count", queue="emails", type="t.echo", outcome="completed") == 3
+    assert value(found, f"{duration}_count", queue="default", type="t.fail", outcome="retry") == 2
+    slept = value(found, f"{duration}_sum", queue="default", type="t.sleep", outcome="completed")
     assert 0.5 <= slept < 10
     assert (
-        value(found, f"{duration}_bucket", queue="t.sleep", type="t.sleep", outcome="completed", le="0.25")
+        value(found, f"{duration}_bucket", queue="default", type="t.sleep", outcome="completed", le="0.25")
         == 0
     )
     lag = "jobscheduler_queue_lag_seconds"
-    assert value(found, f"{lag}_count", queue="t.echo", type="t.echo") == 3
-    assert value(found, f"{lag}_count", queue="t.fail", type="t.fail") == 3  # each attempt started once
+    assert value(found, f"{lag}_count", queue="emails", type="t.echo") == 3
+    assert value(found, f"{lag}_count", queue="default", type="t.fail") == 3  # each attempt started once
     # No job ids or tenants in any label.
     label_names = {name for key in found if key[0].startswith("jobscheduler_") for name, _ in key[1]}
     assert label_names <= {"queue", "type", "outcome", "le"}
@@ -88,7 +89,7 @@ def test_tenant_label_only_when_switched_on(fast_settings, start_worker, tenant)
     port = free_port()
     start_worker("--jobs", "t.echo", "--metrics-port", str(port), settings={"METRICS_TENANT_LABEL": True})
     JobRunnerFactory.get_instance().schedule_job("t.echo", {}, tenant_id=tenant)
-    key = {"queue": "t.echo", "type": "t.echo", "tenant": str(tenant), "outcome": "completed"}
+    key = {"queue": "default", "type": "t.echo", "tenant": str(tenant), "outcome": "completed"}
     wait_for(lambda: value(scrape_worker(port), "jobscheduler_jobs_total", **key) == 1, timeout=30)
 
 
@@ -113,18 +114,18 @@ def test_view_reports_cluster_gauges_from_the_database(client, fast_settings, st
     runner = JobRunnerFactory.get_instance()
     runner.schedule_job("t.sleep", {"seconds": 30}, tenant_id=tenant)
     wait_for(
-        lambda: value(scrape_view(client), "jobscheduler_queue_running_jobs", queue="t.sleep") == 1,
+        lambda: value(scrape_view(client), "jobscheduler_queue_running_jobs", queue="default") == 1,
         timeout=30,
     )
     runner.schedule_job("t.sleep", {"seconds": 0}, tenant_id=tenant)  # its one slot is busy: this one waits
     for _ in range(2):
-        runner.schedule_job("t.noop", {}, tenant_id=tenant)  # nobody serves t.noop
+        runner.schedule_job("t.noop", {}, tenant_id=tenant, queue="bulk")  # nobody serves t.noop
     found = scrape_view(client)
-    assert value(found, "jobscheduler_queue_waiting_jobs", queue="t.sleep") == 1
-    assert value(found, "jobscheduler_queue_running_jobs", queue="t.sleep") == 1
-    assert value(found, "jobscheduler_queue_waiting_jobs", queue="t.noop") == 2
-    assert value(found, "jobscheduler_queue_running_jobs", queue="t.noop") == 0
-    assert 0 <= value(found, "jobscheduler_queue_oldest_waiting_seconds", queue="t.noop") < 30
+    assert value(found, "jobscheduler_queue_waiting_jobs", queue="default") == 1
+    assert value(found, "jobscheduler_queue_running_jobs", queue="default") == 1
+    assert value(found, "jobscheduler_queue_waiting_jobs", queue="bulk") == 2
+    assert value(found, "jobscheduler_queue_running_jobs", queue="bulk") == 0
+    assert 0 <= value(found, "jobscheduler_queue_oldest_waiting_seconds", queue="bulk") < 30
     assert value(found, "jobscheduler_live_workers", backend="pgboss") == 1
     assert value(found, "jobscheduler_live_workers", backend="temporal") == 0
     # The view reports the database, not this process's own collectors.

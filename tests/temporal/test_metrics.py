@@ -19,7 +19,7 @@ def sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-def test_outcomes_run_time_and_lag_are_counted(runner, job_name, tenant, task_queue):
+def test_outcomes_run_time_and_lag_are_counted(runner, job_name, tenant):
     metrics.enable()  # as --metrics-port does in a worker process
     ok, failing = f"{job_name}.ok", f"{job_name}.fail"
     JobHandlerRegistry.register(ok, lambda job_id, data: time.sleep(0.3))
@@ -37,7 +37,7 @@ def test_outcomes_run_time_and_lag_are_counted(runner, job_name, tenant, task_qu
     wait_for_status(failed, "failed", timeout=60)
 
     def labels(job_type: str, outcome: str | None = None) -> dict[str, str]:
-        found = {"queue": task_queue, "type": job_type}
+        found = {"queue": "default", "type": job_type}  # the job's queue, not its Temporal task queue
         return found | ({"outcome": outcome} if outcome else {})
 
     assert sample("jobscheduler_jobs_total", **labels(ok, "completed")) == 2
