@@ -49,7 +49,9 @@ def test_worker_counts_outcomes_run_time_and_lag(fast_settings, start_worker, te
     port = free_port()
     start_worker("--jobs", "t.echo,t.fail,t.sleep", "--metrics-port", str(port))
     runner = JobRunnerFactory.get_instance()
-    echo = [runner.schedule_job("t.echo", {"n": i}, tenant_id=tenant, queue="emails").job_id for i in range(3)]
+    echo = [
+        runner.schedule_job("t.echo", {"n": i}, tenant_id=tenant, queue="emails").job_id for i in range(3)
+    ]
     fail = runner.schedule_job("t.fail", {}, tenant_id=tenant).job_id  # 3 attempts: retry, retry, failed
     sleep = runner.schedule_job("t.sleep", {"seconds": 0.5}, tenant_id=tenant).job_id
 
