@@ -140,7 +140,7 @@ def site_health() -> SiteHealth:
             oldest_waiting_seconds=q.oldest_waiting_seconds,
             live_workers=sum(1 for w in pgboss_workers if w.serves(q.name)),
         )
-        for q in queues.pgboss_queues()
+        for q in queues.pgboss_job_names()
     )
     by_backend: dict[str, list[str]] = {str(r): [] for r in RunnerType}
     for worker in workers:

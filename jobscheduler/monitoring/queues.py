@@ -14,18 +14,24 @@ from django.db import connection
 from ..conf import setting
 from ..states import RunnerType
 
-#: Per queue (on pgboss a job's queue is its job name): ready jobs not yet claimed, leased jobs, and the age of
-#: the oldest ready one (scheduled run time to now, so a delayed job only counts once it is due).
-PGBOSS_QUEUES_SQL = """
-SELECT queue,
+_BACKLOG_SQL = """
+SELECT $KEY,
        count(*) FILTER (WHERE lease_token IS NULL AND run_at <= now()),
        count(*) FILTER (WHERE lease_token IS NOT NULL),
        coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE lease_token IS NULL AND run_at <= now())),
                 0)
 FROM jobscheduler_queue
-GROUP BY queue
-ORDER BY queue
+GROUP BY $KEY
+ORDER BY $KEY
 """
+
+#: Per job name (what a worker's --jobs serves, so what the health report checks for a live worker): ready
+#: jobs not yet claimed, leased jobs, and the age of the oldest ready one (scheduled run time to now, so a
+#: delayed job only counts once it is due).
+PGBOSS_JOB_NAMES_SQL = _BACKLOG_SQL.replace("$KEY", "name")
+
+#: The same per queue (the job's queue, docs/queues.md): the Prometheus gauges' `queue` label.
+PGBOSS_QUEUES_SQL = _BACKLOG_SQL.replace("$KEY", "queue")
 
 #: Workers heartbeating within WORKER_EXPIRY_SECONDS; `job_names` empty means "every registered handler".
 LIVE_WORKERS_SQL = """
@@ -56,9 +62,19 @@ class LiveWorker:
         return not self.job_names or name in self.job_names
 
 
+def pgboss_job_names() -> list[QueueState]:
+    """The backlog per job name (see PGBOSS_JOB_NAMES_SQL)."""
+    return _backlog(PGBOSS_JOB_NAMES_SQL)
+
+
 def pgboss_queues() -> list[QueueState]:
+    """The backlog per queue (see PGBOSS_QUEUES_SQL)."""
+    return _backlog(PGBOSS_QUEUES_SQL)
+
+
+def _backlog(statement: str) -> list[QueueState]:
     with connection.cursor() as cursor:
-        cursor.execute(PGBOSS_QUEUES_SQL)
+        cursor.execute(statement)
         return [
             QueueState(name=name, waiting=waiting, running=running, oldest_waiting_seconds=float(oldest))
             for name, waiting, running, oldest in cursor.fetchall()
