@@ -137,6 +137,18 @@ class JobInput:
     def start_to_close(self) -> timedelta:
         return timedelta(milliseconds=self.timeout_ms + TIMEOUT_GRACE_MS)
 
+    def attempt_input(self, job_id: str, attempt: int = 0) -> "AttemptInput":
+        """The input of an attempt activity of this job (`attempt` 0: the first version's, numbered by Temporal)."""
+        return AttemptInput(
+            job_id=job_id,
+            tenant=self.tenant,
+            job_name=self.job_name,
+            retry=self.retry,
+            timeout_ms=self.timeout_ms,
+            heartbeat_timeout_ms=self.heartbeat_timeout_ms,
+            attempt=attempt,
+        )
+
 
 @dataclass
 class CreateInput:

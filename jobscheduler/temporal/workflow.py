@@ -54,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_CANCEL,
         SIGNAL_PROGRESS,
         WORKFLOW_NAME,
-        AttemptInput,
         AttemptReport,
         CreateInput,
         FinalizeInput,
@@ -152,15 +151,7 @@ class GenericJobWorkflow:
         """Run one attempt; its report, or None when it could not start because the record was unreachable."""
         self._attempt = workflow.start_activity(
             ACTIVITY_ATTEMPT,
-            AttemptInput(
-                job_id=job_id,
-                tenant=job.tenant,
-                job_name=job.job_name,
-                retry=job.retry,
-                timeout_ms=job.timeout_ms,
-                heartbeat_timeout_ms=job.heartbeat_timeout_ms,
-                attempt=attempt,
-            ),
+            job.attempt_input(job_id, attempt),
             start_to_close_timeout=job.start_to_close(),
             heartbeat_timeout=timedelta(milliseconds=job.heartbeat_timeout_ms),
             retry_policy=ATTEMPT_RETRY,
@@ -299,14 +290,7 @@ class GenericJobWorkflow:
             self._started_at = workflow.now()
             self._attempt = workflow.start_activity(
                 ACTIVITY_RUN,
-                AttemptInput(
-                    job_id=job_id,
-                    tenant=job.tenant,
-                    job_name=job.job_name,
-                    retry=job.retry,
-                    timeout_ms=job.timeout_ms,
-                    heartbeat_timeout_ms=job.heartbeat_timeout_ms,
-                ),
+                job.attempt_input(job_id),
                 start_to_close_timeout=job.start_to_close(),
                 heartbeat_timeout=timedelta(milliseconds=job.heartbeat_timeout_ms),
                 retry_policy=job.retry.to_temporal(),
