@@ -21,7 +21,6 @@ import heapq
 import json
 import math
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -56,11 +55,11 @@ class Producer:
         batch_size: int,
         poll_seconds: float,
         queues: dict[str, int | None] | None = None,
-        running_ids: Callable[[], Iterable[uuid.UUID]] = tuple,
+        running: Callable[[], Iterable[Attempt]] = tuple,
     ) -> None:
         """`queues`: the queues this worker serves and, for each, how many of its own slots that queue may use
-        at most (None: no cap beyond the worker's concurrency); None serves every queue. `running_ids`: the ids
-        of this worker's running attempts (for those caps)."""
+        at most (None: no cap beyond the worker's concurrency); None serves every queue. `running`: this
+        worker's running attempts (for those caps)."""
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.job_names = job_names
@@ -68,8 +67,7 @@ class Producer:
         self.poll_seconds = poll_seconds
         self.queues = sorted(queues) if queues else None
         self.slots = {name: n for name, n in (queues or {}).items() if n is not None}
-        self._running_ids = running_ids
-        self._queue_of: dict[uuid.UUID, str] = {}  # this worker's jobs of capped queues, by id
+        self._running = running
         #: A NOTIFY arrived, or the last claim came back full: claim again without waiting for the poll.
         self.maybe_ready = True
         self.next_poll = 0.0
@@ -90,9 +88,7 @@ class Producer:
 
     def _free_slots(self) -> dict[str, int]:
         """This worker's free slots of each queue it caps (`--queues emails:5`)."""
-        still = set(self._running_ids())
-        self._queue_of = {job_id: q for job_id, q in self._queue_of.items() if job_id in still}
-        used = Counter(self._queue_of.values())
+        used = Counter(attempt.queue for attempt in self._running())
         return {name: max(0, n - used[name]) for name, n in self.slots.items()}
 
     def wants_claim(self, now: float, free: int) -> bool:
@@ -119,9 +115,6 @@ class Producer:
                 heapq.heappop(self._retry_wakes)
             if wait is not None:  # a rate-limited queue has jobs waiting: come back when it may start one
                 heapq.heappush(self._retry_wakes, now + wait + RETRY_WAKE_SLACK_SECONDS)
-        for *_row, queue in claimed:  # the queue comes last, for the caps of this worker's own slots
-            if queue in self.slots:
-                self._queue_of[_row[0]] = queue
         self.maybe_ready = len(claimed) == limit
         for _job_id, tenant, name, _attempt, _max, _token, _data, lag, _tp, _ts, queue in claimed:
             metrics.observe_start(queue=queue, job_type=name, tenant=tenant, lag_seconds=lag)

@@ -78,7 +78,7 @@ class PgBossWorker:
             batch_size=int(setting("FETCH_BATCH_SIZE")),
             poll_seconds=float(setting("POLL_INTERVAL_SECONDS")),
             queues=queues,
-            running_ids=lambda: [attempt.job_id for attempt in self.executor.running()],
+            running=lambda: self.executor.running(),
         )
         self.completer = Completer(on_retry=self.producer.note_retry, wake=self._wake)
         self.executor = Executor(

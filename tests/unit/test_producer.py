@@ -44,7 +44,7 @@ def test_claim_params_name_every_placeholder_of_the_claim():
         "slots": None,
         "limit": 7,
     }
-    capped = producer(queues={"emails": 2, "default": None}, running_ids=lambda: [])
+    capped = producer(queues={"emails": 2, "default": None}, running=lambda: [])
     params = capped.claim_params(7)
     assert (params["queues"], params["slots"]) == (["default", "emails"], '{"emails": 2}')
 
