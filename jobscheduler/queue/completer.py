@@ -24,7 +24,7 @@ from .. import tracking
 from ..states import Outcome
 from ..telemetry import metrics
 from . import sql
-from .connection import open_connection
+from .connection import open_connection, pipelined_transaction
 from .execution import Attempt, apply_write, finish_statement_params
 from .writes import HandlerWrite
 
@@ -148,7 +148,7 @@ class Completer(threading.Thread):
         if not batch:
             return False
         try:
-            with conn.pipeline(), conn.transaction():
+            with pipelined_transaction(conn):
                 for write in batch.writes:
                     apply_write(conn, write)
                 if batch.outcomes:

@@ -6,13 +6,15 @@ connection of its own, LISTEN needs a dedicated one, and handler threads keep Dj
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import psycopg
 from django.db import connections
+from psycopg.pq import TransactionStatus
 
 from ..conf import setting
 
@@ -60,6 +62,31 @@ def open_connection(alias: str = "default", *, autocommit: bool = True) -> psyco
     return conn
 
 
+@contextlib.contextmanager
+def pipelined_transaction(conn: psycopg.Connection) -> Iterator[None]:
+    """A transaction on an autocommit connection whose statements reach the server in one round trip.
+
+    psycopg's `conn.transaction()` inside a pipeline syncs when it opens and when it closes, so a claim or a
+    batch of ends paid four round trips instead of one, on the worker's critical path. An explicit BEGIN and
+    COMMIT in the same pipeline are sent with the statements and synced once. If anything fails (a statement,
+    so the rest of the pipeline is skipped, or the caller's code) the transaction is rolled back before the
+    error goes on; on a lost connection there is nothing to roll back.
+    """
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN", prepare=False)
+            yield
+            conn.execute("COMMIT", prepare=False)
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status in (
+            TransactionStatus.INTRANS,
+            TransactionStatus.INERROR,
+        ):
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK", prepare=False)
+        raise
+
+
 class WorkerConnection:
     """The worker's main connection (register, claim, unregister), re-made when it is lost: a database restart
     costs the loop a turn, not the worker.
@@ -99,7 +126,7 @@ class WorkerConnection:
 
     def fetch_in_transaction(self, *steps: tuple[str, dict | None]) -> list[list[tuple]]:
         """Run the statements in one transaction and one round trip (pipeline mode); each one's rows."""
-        with self._conn.pipeline(), self._conn.transaction():
+        with pipelined_transaction(self._conn):
             cursors = [self._conn.execute(statement, params) for statement, params in steps]
         return [cursor.fetchall() for cursor in cursors]
 

@@ -167,7 +167,15 @@ SELECT count(*), pg_notify('"""
 """
 )
 
-# -- claim (on the worker's connection, one transaction and one round trip: see claim.py) ----------------------
+# -- claim (on the worker's connection, one transaction and one round trip: see producer.py) ----------------------
+
+#: Whether any queue this claim may start jobs of has live settings that need the full claim (CLAIM): a limit or
+#: the paused flag. Without one, CLAIM_UNLIMITED does the same work in a statement a third the size to plan and
+#: run (measured in docs/performance.md); the worker picks by what CLAIM_BEGIN returned last time.
+_LIMITED_OR_PAUSED = """
+EXISTS (SELECT 1 FROM jobscheduler_queues c
+        WHERE (c.paused OR c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)
+          AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[])))"""
 
 #: First statement of a claim. It holds the queue-settings barrier (shared) before the claim's snapshot is taken,
 #: so a pause or limit change that has returned is seen by this claim (see queues.CONFIG_BARRIER_KEY). And it
@@ -178,7 +186,8 @@ SELECT count(*), pg_notify('"""
 #: ready job or visibly at its global limit. The locked names are handed to the claim statement in a
 #: transaction-local setting. A claim transaction left idle (its worker frozen mid-claim) is ended by the server
 #: instead of holding its locks.
-CLAIM_BEGIN = f"""
+CLAIM_BEGIN = (
+    f"""
 WITH limited AS (
     SELECT c.name FROM jobscheduler_queues c
     WHERE (c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)
@@ -196,24 +205,17 @@ WITH limited AS (
 )
 SELECT pg_advisory_xact_lock_shared(hashtext('{CONFIG_BARRIER_KEY}')),
        set_config('idle_in_transaction_session_timeout', '5s', true),
-       set_config('jobscheduler.claim_locked', coalesce((SELECT json_agg(name) FROM limited), '[]')::text, true)
+       set_config('jobscheduler.claim_locked', coalesce((SELECT json_agg(name) FROM limited), '[]')::text, true),
+       """
+    + _LIMITED_OR_PAUSED
+    + """ AS limited_or_paused
 """
+)
 
-#: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
-#: waiting job; %(slots)s: this worker's free slots of the queues it caps), optionally only jobs named in
-#: %(names)s; leases them to %(worker_id)s and records the start of their attempt. Paused queues are skipped. A limited queue is claimed from only when CLAIM_BEGIN locked it:
-#: with `concurrency`, for at most that minus its leased jobs; with `rate_limit`, for at most that minus the starts
-#: counted in its window (a bucket per 1/RATE_BUCKETS of the period, on the database clock read after the locks,
-#: the current bucket and RATE_BUCKETS before it); with `tenant_concurrency`, each tenant with
-#: waiting jobs for at most that minus the tenant's leased jobs of the queue (one index probe per tenant, so a
-#: tenant's burst never hides the others' jobs). The jobs of a dead worker stay leased, so they keep their slots
-#: until the lease is rescued. Each queue (each tenant of a tenant-limited queue) is read in its own (priority,
-#: run time) order from a ready index and the best of all are claimed. Returns what the worker needs to run each
-#: one, the payload included as JSON text: decoding it is each job's own business (in its thread), so a hostile
-#: payload fails that job, not the worker.
-CLAIM = (
-    """
-WITH RECURSIVE waiting(queue) AS (
+#: The queues a claim serves: every queue with a waiting job when the worker serves them all (%(queues)s NULL: one
+#: index probe per queue, skipping through the ready index), else the ones it names.
+_SERVED_CTES = """
+waiting(queue) AS (
     -- every queue with a waiting job, one index probe per queue (only when the worker serves every queue)
     (SELECT queue FROM jobscheduler_queue
      WHERE lease_token IS NULL AND %(queues)s::text[] IS NULL
@@ -228,7 +230,48 @@ served AS (
     SELECT queue FROM waiting WHERE queue IS NOT NULL
     UNION ALL
     SELECT unnest(%(queues)s::text[])
-),
+)
+"""
+
+#: Leases the jobs of `ready` (a CTE of job ids) to %(worker_id)s; its RETURNING is what STARTED_SQL and the
+#: claim's result read.
+_LEASE_CTE = """
+src AS (
+    UPDATE jobscheduler_queue q
+    SET attempt = q.attempt + 1, lease_token = gen_random_uuid(), worker_id = %(worker_id)s,
+        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
+    FROM ready
+    WHERE q.job_id = ready.job_id
+    RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token, q.queue,
+              extract(epoch FROM now() - q.run_at)::float8 AS lag
+)
+"""
+
+#: The claim's result: what the worker needs to run each job, the payload included as JSON text (decoding it is
+#: each job's own business, in its thread, so a hostile payload fails that job, not the worker).
+_CLAIM_RESULT = (
+    STARTED_SQL
+    + """
+SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text,
+       src.lag, started.traceparent, started.tracestate, src.queue
+FROM src JOIN started USING (job_id)
+"""
+)
+
+#: Claims up to %(limit)s ready jobs of the queues this worker serves (%(queues)s, NULL: every queue with a
+#: waiting job; %(slots)s: this worker's free slots of the queues it caps), optionally only jobs named in
+#: %(names)s; leases them to %(worker_id)s and records the start of their attempt. Paused queues are skipped. A limited queue is claimed from only when CLAIM_BEGIN locked it:
+#: with `concurrency`, for at most that minus its leased jobs; with `rate_limit`, for at most that minus the starts
+#: counted in its window (a bucket per 1/RATE_BUCKETS of the period, on the database clock read after the locks,
+#: the current bucket and RATE_BUCKETS before it); with `tenant_concurrency`, each tenant with
+#: waiting jobs for at most that minus the tenant's leased jobs of the queue (one index probe per tenant, so a
+#: tenant's burst never hides the others' jobs). The jobs of a dead worker stay leased, so they keep their slots
+#: until the lease is rescued. Each queue (each tenant of a tenant-limited queue) is read in its own (priority,
+#: run time) order from a ready index and the best of all are claimed. Returns _CLAIM_RESULT.
+CLAIM = (
+    "WITH RECURSIVE"
+    + _SERVED_CTES
+    + """,
 clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),  -- read once, after the locks were taken
 budget AS (  -- how many jobs each queue may start now (a queue without a row of settings: no limit)
     SELECT s.queue, c.tenant_concurrency,
@@ -304,15 +347,9 @@ ready AS (
     ORDER BY priority DESC, run_at
     LIMIT %(limit)s
 ),
-src AS (
-    UPDATE jobscheduler_queue q
-    SET attempt = q.attempt + 1, lease_token = gen_random_uuid(), worker_id = %(worker_id)s,
-        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
-    FROM ready
-    WHERE q.job_id = ready.job_id
-    RETURNING q.tenant, q.job_id, q.attempt, q.name, q.max_attempts, q.lease_token, q.queue,
-              extract(epoch FROM now() - q.run_at)::float8 AS lag
-),
+"""
+    + _LEASE_CTE
+    + """,
 rated AS (  -- count the starts of rate-limited queues in their current bucket, dropping buckets out of reach
     UPDATE jobscheduler_queues c
     SET rate_window = (
@@ -336,12 +373,35 @@ rated AS (  -- count the starts of rate-limited queues in their current bucket, 
     WHERE c.name = n.queue AND c.rate_limit IS NOT NULL
       AND current_setting('jobscheduler.claim_locked', true) <> '[]'  -- no limited queue locked: nothing to do
 )"""
-    + STARTED_SQL
+    + _CLAIM_RESULT
+)
+
+#: The claim when no queue it may start jobs of is limited or paused (the common case: one unlimited "default"
+#: queue): each served queue's best jobs, this worker's own slots of a queue kept (`--queues emails:5`), the best
+#: of all claimed. It claims nothing when a queue it serves is limited or paused after all (the settings changed
+#: since the worker last looked): that check is in this statement's own snapshot, taken after CLAIM_BEGIN's
+#: barrier, so a pause or limit that has returned is never missed; the worker then claims with CLAIM.
+CLAIM_UNLIMITED = (
+    "WITH RECURSIVE"
+    + _SERVED_CTES
+    + """,
+ready AS (
+    SELECT r.job_id FROM served s CROSS JOIN LATERAL (
+        SELECT job_id, priority, run_at FROM jobscheduler_queue
+        WHERE queue = s.queue AND lease_token IS NULL AND run_at <= now()
+          AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+        ORDER BY priority DESC, run_at
+        LIMIT least(coalesce((%(slots)s::jsonb ->> s.queue)::int, %(limit)s), %(limit)s)
+        FOR UPDATE SKIP LOCKED
+    ) r
+    WHERE NOT"""
+    + _LIMITED_OR_PAUSED
     + """
-SELECT src.job_id, src.tenant, src.name, src.attempt, src.max_attempts, src.lease_token, started.data::text,
-       src.lag, started.traceparent, started.tracestate, src.queue
-FROM src JOIN started USING (job_id)
-"""
+    ORDER BY r.priority DESC, r.run_at
+    LIMIT %(limit)s
+),"""
+    + _LEASE_CTE
+    + _CLAIM_RESULT
 )
 
 #: Last statement of a claim: the rate windows of the rate-limited queues it locked (after this claim's starts),

@@ -215,6 +215,30 @@ def test_the_command_line_changes_and_resets_limits(runner):
     assert out.getvalue() == "emails: running\n"
 
 
+def test_a_limit_set_while_a_worker_drains_an_unlimited_queue_holds_once_the_call_returns(
+    runner, start_worker, tenant, ledger
+):
+    """A worker that found no limited queue claims with the statement that leaves limits out; a limit set while
+    it runs is kept from the moment set_queue_limits returns (it checks again in the claim's own snapshot)."""
+    start_worker("--concurrency", "6")
+    ids = [
+        r.job_id
+        for r in runner.schedule_jobs("t.slot", [{"seconds": 0.3}] * 30, tenant_id=tenant, queue="late")
+    ]
+    wait_for(lambda: starts(ids) >= 6, message="the unlimited queue to run six at a time")
+    runner.set_queue_limits("late", concurrency=2)
+    limited_at = time.time()
+    wait_for(lambda: statuses(ids) == ["completed"] * 30, timeout=30, message="the rest, two at a time")
+    spans = [(r[3], r[4]) for r in ledger()]
+    assert max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans if t < limited_at) > 2
+    later = [a for a, _ in spans if a >= limited_at]
+    assert later, "jobs should have started after the limit was set"
+    # The jobs running when the call returned end within 0.3 s; from then on at most two run at once.
+    for t in later:
+        if t > limited_at + 0.3 + POLL:
+            assert sum(1 for a, b in spans if a <= t < b) <= 2, f"more than two ran at {t - limited_at:.2f} s"
+
+
 def test_a_limited_queue_wakes_its_workers_when_a_slot_frees(runner, start_worker, tenant):
     """With polling all but off, a one-at-a-time queue still drains promptly: each end of one of its jobs
     NOTIFYs the workers that a slot is free."""

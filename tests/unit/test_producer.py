@@ -36,6 +36,7 @@ def test_claim_params_name_every_placeholder_of_the_claim():
     p = producer(job_names=["a", "b"])
     placeholders = set(re.findall(r"%\((\w+)\)s", sql.CLAIM))
     assert set(p.claim_params(7)) == placeholders
+    assert set(re.findall(r"%\((\w+)\)s", sql.CLAIM_UNLIMITED + sql.CLAIM_BEGIN)) <= placeholders
     assert p.claim_params(7) == {
         "worker_id": "w1",
         "lease_seconds": 30.0,
@@ -47,6 +48,27 @@ def test_claim_params_name_every_placeholder_of_the_claim():
     capped = producer(queues={"emails": 2, "default": None}, running=lambda: [])
     params = capped.claim_params(7)
     assert (params["queues"], params["slots"]) == (["default", "emails"], '{"emails": 2}')
+
+
+def test_the_claim_leaves_limits_out_only_while_no_served_queue_is_limited_or_paused():
+    """The first claim is the full one; once CLAIM_BEGIN said no queue is limited or paused, the unlimited one.
+    When a queue becomes limited, the unlimited claim takes nothing, and the producer claims again at once with
+    the full statement instead of waiting for the poll."""
+    p = producer(batch_size=2)
+    db = FakeDatabase([claim_row("t.a") for _ in range(8)])
+    p.claim(db, free=2, now=1.0)
+    p.claim(db, free=2, now=1.1)
+    assert db.statements == [sql.CLAIM, sql.CLAIM_UNLIMITED]
+    db.limited = True
+    p.maybe_ready = False
+    assert p.claim(db, free=2, now=1.2) == []
+    assert p.maybe_ready and p.wants_claim(1.2, free=2)  # again now, not at the next poll
+    assert len(p.claim(db, free=2, now=1.2)) == 2
+    assert db.statements[2:] == [sql.CLAIM_UNLIMITED, sql.CLAIM]
+    db.limited = False
+    p.claim(db, free=2, now=1.3)
+    p.claim(db, free=2, now=1.4)
+    assert db.statements[4:] == [sql.CLAIM, sql.CLAIM_UNLIMITED]
 
 
 def test_a_claim_takes_at_most_a_batch_and_builds_attempts():

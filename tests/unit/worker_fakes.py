@@ -25,21 +25,33 @@ class FakeDatabase(WorkerConnection):
         self.limits: list[int] = []
         self.lose_next = False
         self.reopened = 0
+        self.limited = False
+        self.statements: list[str] = []
 
     def open(self) -> None:
         self.reopened += 1
 
     def fetch_in_transaction(self, *steps: tuple[str, dict | None]) -> list[list[tuple]]:
-        """The claim's three statements: no limited queue locked, the rows taken (each with its queue, "default",
-        last, as `sql.CLAIM` returns them), no rate window."""
-        assert [statement for statement, _ in steps] == [sql.CLAIM_BEGIN, sql.CLAIM, sql.CLAIM_RATE_WINDOWS]
+        """A claim: CLAIM_BEGIN (its last column: whether a served queue is `limited`, an attribute of the fake),
+        then the full claim and its rate windows (none) or the unlimited claim; the rows taken (each with its
+        queue, "default", last, as the claim statements return them). The unlimited claim takes nothing while a
+        queue is limited, as its own check in the database would."""
+        statements = [statement for statement, _ in steps]
+        assert statements in (
+            [sql.CLAIM_BEGIN, sql.CLAIM, sql.CLAIM_RATE_WINDOWS],
+            [sql.CLAIM_BEGIN, sql.CLAIM_UNLIMITED],
+        ), statements
+        self.statements.append(statements[1])
         if self.lose_next:
             self.lose_next = False
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         limit = steps[1][1]["limit"]
         self.limits.append(limit)
+        begin = [(None, "5s", "[]", self.limited)]
+        if statements[1] is sql.CLAIM_UNLIMITED and self.limited:
+            return [begin, []]
         taken, self.ready = self.ready[:limit], self.ready[limit:]
-        return [[], [(*row, "default") for row in taken], []]
+        return [begin, [(*row, "default") for row in taken], []][: len(steps)]
 
     def execute(self, statement: str, params: dict) -> None:
         raise AssertionError("the unit tests never run the worker's register/unregister")
