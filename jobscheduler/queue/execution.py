@@ -173,7 +173,7 @@ def run_attempt(
     """Call the handler for one attempt, inside the attempt's span, and turn what happened into an outcome."""
     with tracing.attempt_span(
         carrier=attempt.trace,
-        queue=attempt.name,
+        queue=attempt.queue,
         job_type=attempt.name,
         job_id=attempt.job_id,
         attempt=attempt.attempt,

@@ -119,8 +119,9 @@ class PgBossJobRunner(JobRunner):
     ) -> list[ScheduleJobResult]:
         """Enqueue many jobs of one name in one round trip; all are validated before any is written. One
         enqueue span covers the batch; every job carries its context."""
+        queue = validation.resolve_queue(queue, JobHandlerRegistry.get(job_name).queue)
         with tracing.enqueue_span(
-            queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS, count=len(items)
+            queue=queue, job_type=job_name, backend=RunnerType.PGBOSS, count=len(items)
         ) as (trace, _span):
             return self._write_many(
                 job_name, items, tenant_id, user_id, priority, run_at, queue, metadata, trace
@@ -179,7 +180,8 @@ class PgBossJobRunner(JobRunner):
         queue: str | None = None,
         unique: Policy | None = None,
     ) -> ScheduleJobResult:
-        with tracing.enqueue_span(queue=job_name, job_type=job_name, backend=RunnerType.PGBOSS) as (
+        queue = validation.resolve_queue(queue, JobHandlerRegistry.get(job_name).queue)
+        with tracing.enqueue_span(queue=queue, job_type=job_name, backend=RunnerType.PGBOSS) as (
             trace,
             span,
         ):

@@ -492,7 +492,10 @@ class TemporalJobRunner(JobRunner):
     ) -> _JobPlan:
         """Validate everything (nothing is written yet) and decide the job's ids, inside the enqueue span whose
         context the job carries (the span covers the plan, not the start call that follows)."""
-        with tracing.enqueue_span(queue=self.task_queue, job_type=job_name, backend=RunnerType.TEMPORAL) as (
+        queue = validation.resolve_queue(queue, JobHandlerRegistry.get(job_name).queue)
+        with tracing.enqueue_span(
+            queue=task_queue_for(self.task_queue, queue), job_type=job_name, backend=RunnerType.TEMPORAL
+        ) as (
             trace,
             span,
         ):

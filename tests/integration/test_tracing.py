@@ -37,7 +37,7 @@ def test_attempts_are_children_of_the_enqueue_across_the_worker(
     start_worker("--jobs", "t.echo,t.flaky", extra_env={"TEST_SPANS_FILE": str(spans_file)})
     runner = JobRunnerFactory.get_instance()
     with trace.get_tracer("test").start_as_current_span("POST /invoices") as request:
-        echo = runner.schedule_job("t.echo", {"n": 1}, tenant_id=tenant).job_id
+        echo = runner.schedule_job("t.echo", {"n": 1}, tenant_id=tenant, queue="invoices").job_id
         flaky = runner.schedule_job("t.flaky", {"succeed_on": 2}, tenant_id=tenant).job_id
     request_ctx = request.get_span_context()
 
@@ -48,13 +48,13 @@ def test_attempts_are_children_of_the_enqueue_across_the_worker(
     }
     assert set(sends) == {echo, flaky}
     send = sends[echo]
-    assert send.name == "send t.echo" and send.kind == trace.SpanKind.PRODUCER
+    assert send.name == "send invoices" and send.kind == trace.SpanKind.PRODUCER
     assert send.parent.span_id == request_ctx.span_id and send.context.trace_id == request_ctx.trace_id
     assert dict(send.attributes) == {
         "messaging.system": "jobscheduler",
         "messaging.operation.type": "send",
         "messaging.operation.name": "send",
-        "messaging.destination.name": "t.echo",
+        "messaging.destination.name": "invoices",  # the job's queue
         "messaging.message.id": echo,
         "jobscheduler.job.type": "t.echo",
         "jobscheduler.backend": "pgboss",
@@ -70,14 +70,14 @@ def test_attempts_are_children_of_the_enqueue_across_the_worker(
     for span in processed():
         by_job.setdefault(span["attributes"]["messaging.message.id"], []).append(span)
     [attempt] = by_job[echo]
-    assert attempt["name"] == "process t.echo" and attempt["kind"] == "SpanKind.CONSUMER"
+    assert attempt["name"] == "process invoices" and attempt["kind"] == "SpanKind.CONSUMER"
     assert attempt["context"]["trace_id"] == hex_id(request_ctx.trace_id, 32)
     assert attempt["parent_id"] == hex_id(send.context.span_id, 16)
     assert attempt["attributes"] == {
         "messaging.system": "jobscheduler",
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
-        "messaging.destination.name": "t.echo",
+        "messaging.destination.name": "invoices",  # the job's queue
         "messaging.message.id": echo,
         "jobscheduler.job.type": "t.echo",
         "jobscheduler.attempt": 1,
@@ -85,6 +85,8 @@ def test_attempts_are_children_of_the_enqueue_across_the_worker(
         "jobscheduler.outcome": "completed",
     }
     first, second = sorted(by_job[flaky], key=lambda s: s["attributes"]["jobscheduler.attempt"])
+    assert sends[flaky].name == "send default"  # no queue named: the handler's, "default"
+    assert first["name"] == second["name"] == "process default"
     assert {first["parent_id"], second["parent_id"]} == {hex_id(sends[flaky].context.span_id, 16)}
     assert (first["attributes"]["jobscheduler.outcome"], first["status"]["status_code"]) == ("retry", "ERROR")
     assert first["status"]["description"] == "ConnectionError: transient"
