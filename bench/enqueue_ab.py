@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import config
+from bench import ab, config
 
 config.apply_defaults()
 
@@ -56,10 +56,6 @@ def _pgqueuer_child() -> None:
     print(json.dumps({"single": single["jobs_per_s"], "bulk": bulk["jobs_per_s"]}))
 
 
-def _db(label: str) -> str:
-    return f"bench_ab_{label}"
-
-
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(cmd, cwd=str(cwd), env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -82,28 +78,17 @@ def main() -> int:
 
     from bench import pg
 
-    trees = dict(t.split("=", 1) for t in args.tree) or {"ours": str(config.REPO)}
-    trees = {label: Path(d).resolve() for label, d in trees.items()}
+    trees = ab.trees(args.tree)
     port = int(os.environ["BENCH_PG_PORT"])
-    base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH")}
+    base_env = ab.base_env()
     cluster = pg.Cluster(port)
     results: dict[str, list[dict[str, float]]] = {}
     try:
         cluster.start()
         systems: list[tuple[str, list[str], Path, dict[str, str]]] = []
         for label, tree in trees.items():
-            db = _db(label)
-            pg.recreate_db(port, db)
-            env = dict(base_env, DATABASE_URL=pg.dsn(port, db), DJANGO_SETTINGS_MODULE="project.settings")
-            env["PYTHONPATH"] = str(tree)
-            subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-                cwd=tree,
-                env=env,
-                check=True,
-            )
-            if not (tree / "bench" / "enqueue_ab.py").exists():
-                raise SystemExit(f"bench: {tree} has no bench/enqueue_ab.py: copy this file there")
+            ab.require(tree, "enqueue_ab")
+            env = ab.prepare_tree(label, tree, port, base_env)
             cmd = [sys.executable, "-m", "bench.enqueue_ab", "--child", "ours"]
             systems.append((label, cmd, tree, env))
         if not args.no_pgqueuer:
@@ -128,7 +113,7 @@ def main() -> int:
                     flush=True,
                 )
                 if label != "pgqueuer":
-                    with psycopg.connect(pg.dsn(port, _db(label)), autocommit=True) as conn:
+                    with psycopg.connect(pg.dsn(port, ab.database(label)), autocommit=True) as conn:
                         conn.execute(TRUNCATE)
     finally:
         cluster.stop()
