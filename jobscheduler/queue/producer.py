@@ -14,10 +14,9 @@ held. The last statement reads the rate windows of the rate-limited queues it lo
 such a queue can start a job again (nothing else would wake it: no job ends, nothing is enqueued). A claim of
 unlimited queues locks no row.
 
-Most sites limit and pause nothing, and the full claim statement costs them a fifth of their drain (planning
-its limit branches on every claim, running them empty). So CLAIM_BEGIN also says whether any queue the worker
-serves is limited or paused; while none is, the worker claims with `sql.CLAIM_UNLIMITED` instead, two statements
-in all. That statement checks the same thing in its own snapshot and claims nothing if a queue has become
+Most sites limit and pause nothing, and the full claim statement makes them run its limit branches empty on
+every claim. So CLAIM_BEGIN also says whether any queue the worker serves is limited or paused; while none is,
+the worker claims with `sql.CLAIM_UNLIMITED` instead, two statements in all. That statement checks the same thing in its own snapshot and claims nothing if a queue has become
 limited or paused meanwhile; the worker then claims at once with the full statement.
 """
 

@@ -135,7 +135,7 @@ class PgBossJobRunner(JobRunner):
         user_id: Any,
         priority: int,
         run_at: datetime | None,
-        queue: str | None,
+        queue: str,
         metadata: dict[str, Any] | None,
         trace: dict[str, str],
     ) -> list[ScheduleJobResult]:
@@ -143,7 +143,6 @@ class PgBossJobRunner(JobRunner):
         if run_at is not None:
             validation.check_run_at(run_at)
         priority = validation.check_priority(priority)
-        queue = validation.resolve_queue(queue, spec.queue)
         extra = {**validation.encode_metadata(metadata), **trace}
         user = validation.resolve_user(user_id)
         texts = validation.encode_data_many(items)
@@ -214,7 +213,7 @@ class PgBossJobRunner(JobRunner):
         metadata: dict[str, Any] | None,
         schedule_id: uuid.UUID | None,
         trace: dict[str, str],
-        queue: str | None,
+        queue: str,
         unique: Policy | None,
     ) -> ScheduleJobResult:
         spec = JobHandlerRegistry.get(job_name)
@@ -223,7 +222,6 @@ class PgBossJobRunner(JobRunner):
         user = validation.resolve_user(user_id)
         priority = validation.check_priority(priority)
         singleton_key = validation.check_singleton_key(singleton_key)
-        queue = validation.resolve_queue(queue, spec.queue)
         policy = validation.check_unique(unique, singleton_key=singleton_key, run_at=run_at)
         meta = tracking.build_metadata(
             text,

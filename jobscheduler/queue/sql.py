@@ -169,12 +169,15 @@ SELECT count(*), pg_notify('"""
 
 # -- claim (on the worker's connection, one transaction and one round trip: see producer.py) ----------------------
 
+#: A queue settings row `c` with a limit of any kind.
+_HAS_LIMIT = "(c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)"
+
 #: Whether any queue this claim may start jobs of has live settings that need the full claim (CLAIM): a limit or
-#: the paused flag. Without one, CLAIM_UNLIMITED does the same work in a statement a third the size to plan and
-#: run (measured in docs/performance.md); the worker picks by what CLAIM_BEGIN returned last time.
-_LIMITED_OR_PAUSED = """
+#: the paused flag. Without one, CLAIM_UNLIMITED does the same work without the limit branches (what that is
+#: worth to the drain: docs/performance.md); the worker picks by what CLAIM_BEGIN returned last time.
+_LIMITED_OR_PAUSED = f"""
 EXISTS (SELECT 1 FROM jobscheduler_queues c
-        WHERE (c.paused OR c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)
+        WHERE (c.paused OR {_HAS_LIMIT})
           AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[])))"""
 
 #: First statement of a claim. It holds the queue-settings barrier (shared) before the claim's snapshot is taken,
@@ -190,7 +193,7 @@ CLAIM_BEGIN = (
     f"""
 WITH limited AS (
     SELECT c.name FROM jobscheduler_queues c
-    WHERE (c.concurrency IS NOT NULL OR c.tenant_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL)
+    WHERE {_HAS_LIMIT}
       AND NOT c.paused
       AND (%(queues)s::text[] IS NULL OR c.name = ANY(%(queues)s::text[]))
       -- a scalar subquery, probed per limited queue: an EXISTS would be planned as a join driven by every

@@ -528,7 +528,7 @@ class TemporalJobRunner(JobRunner):
         run_at: datetime | None,
         schedule_id: uuid.UUID | None,
         trace: dict[str, str],
-        queue: str | None,
+        queue: str,
         unique: Policy | None,
     ) -> _JobPlan:
         spec = JobHandlerRegistry.get(job_name)
@@ -536,7 +536,6 @@ class TemporalJobRunner(JobRunner):
         tenant = validation.resolve_tenant(tenant_id, data)
         user = validation.resolve_user(user_id)
         key = validation.check_singleton_key(singleton_key)
-        queue = validation.resolve_queue(queue, spec.queue)
         policy = validation.check_unique(unique, singleton_key=key, run_at=run_at)
         if isinstance(policy, Debounce):
             raise InvalidJobData(
