@@ -210,7 +210,7 @@ def _ours(cfg: config.Config, cluster: pg.Cluster, db: Db, profile: bool) -> dic
 
                 def drain(raw: Path | None) -> dict[str, Any]:
                     return _drain(
-                        lambda: temporal_bench._worker(cfg, "temporal-ab-drain"),
+                        lambda: temporal_bench.spawn_worker(cfg, "temporal-ab-drain"),
                         lambda: db.scalar(temporal_bench.DONE_SQL, ["noop"]),
                         n,
                         drain_meter,
