@@ -16,7 +16,7 @@ import psycopg
 from django.db import connections
 from psycopg.pq import TransactionStatus
 
-from ..conf import setting
+from ..libpq import behind_transaction_pooler
 
 logger = logging.getLogger("jobscheduler.worker")
 
@@ -41,12 +41,6 @@ def connect_params(alias: str = "default") -> dict:
 #: rule those plans out, and never JIT-compile (the penalty costs of those plans would otherwise trigger JIT,
 #: hundreds of milliseconds per statement for statements that run in one); the site's connections are untouched.
 KEYED_ACCESS_ONLY = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET jit = off"
-
-
-def behind_transaction_pooler() -> bool:
-    """Poll-only mode (USE_LISTEN_NOTIFY off) is the mode for a transaction-mode pooler (PgBouncer): each
-    transaction may run on another server connection, so nothing may rely on session state."""
-    return not setting("USE_LISTEN_NOTIFY")
 
 
 def open_connection(alias: str = "default", *, autocommit: bool = True) -> psycopg.Connection:

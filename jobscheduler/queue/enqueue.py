@@ -1,5 +1,5 @@
 """Putting jobs in the queue: one statement for any number of jobs of one name, on any cursor; and one job alone
-on Django's connection, by the cheapest path there is (queue/libpq.py).
+on Django's connection, by the cheapest path there is (jobscheduler/libpq.py).
 
 The runner calls them on Django's connection (so they join the caller's transaction); the cron scheduler calls
 `enqueue` on the worker's own connection inside the transaction that claims the tick.
@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from .. import libpq
 from ..states import RunnerType
-from . import libpq, sql
+from . import sql
 
 _ENQUEUE_ONE = libpq.Statement.of("jobscheduler_enqueue_one", sql.ENQUEUE_ONE)
 

@@ -66,7 +66,7 @@ SELECT array_agg(job_id), CASE WHEN count(*) > 0 THEN pg_notify('"""
 )
 
 #: ENQUEUE for exactly one job, every value a scalar parameter with its own cast: no JSON array to parse and
-#: no join back to the input, and a form libpq can send as is (queue/libpq.py sends it on the one-by-one hot
+#: no join back to the input, and a form libpq can send as is (jobscheduler/libpq.py sends it on the one-by-one hot
 #: path). Returns the job id, or no row when a live job holds the singleton key.
 ENQUEUE_ONE = (
     """

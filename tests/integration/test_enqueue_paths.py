@@ -1,4 +1,4 @@
-"""The one-by-one enqueue on each of its paths (queue/libpq.py), on a real PostgreSQL in autocommit: straight
+"""The one-by-one enqueue on each of its paths (jobscheduler/libpq.py), on a real PostgreSQL in autocommit: straight
 through libpq (prepared once per session, unnamed inside a transaction) and through Django's cursor wherever
 going around psycopg would lose something. Each path writes the same record and fails the same way."""
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobscheduler import current_job
@@ -216,6 +217,32 @@ def test_inside_a_transaction_the_start_waits_for_commit(runner, job_name, tenan
         dropped = runner.schedule_job(job_name, {"tenantId": str(tenant)})
         raise RuntimeError("roll back")
     assert not Job.objects.filter(job_id=dropped.job_id).exists()
+
+
+def test_a_start_writes_the_same_record_straight_through_libpq_and_through_djangos_cursor(
+    runner, job_name, tenant
+):
+    """In autocommit the start's two writes (pending row, then queued with the run id) go straight through libpq,
+    prepared in the session; with a query logger they go through Django's cursor, where the logger sees them."""
+    JobHandlerRegistry.register(job_name, lambda job_id, data: None)
+    direct = runner.schedule_job(job_name, {"tenantId": str(tenant)})
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name LIKE 'jobscheduler_record_%%' ORDER BY name"
+        )
+        assert [name for (name,) in cur.fetchall()] == [
+            "jobscheduler_record_created",
+            "jobscheduler_record_queued",
+        ]
+    with CaptureQueriesContext(connections["default"]) as logged:
+        wrapped = runner.schedule_job(job_name, {"tenantId": str(tenant)})
+    assert any("INSERT INTO jobs" in q["sql"] for q in logged.captured_queries)
+    assert any("UPDATE jobs SET status" in q["sql"] for q in logged.captured_queries)
+    for result in (direct, wrapped):
+        job = Job.objects.get(job_id=result.job_id)
+        assert job.external_id == f"job-{result.job_id}" and job.external_run_id
+        assert job.status in ("queued", "processing", "completed")
+        assert wait_for_status(result.job_id, "completed").runner_type == "temporal"
 
 
 def test_validation_errors_are_raised_before_anything_is_written(runner, job_name, tenant):

@@ -1,4 +1,4 @@
-"""queue/libpq.py's conversion of a psycopg-style statement to libpq's numbered placeholders (pure logic), and
+"""jobscheduler/libpq.py's conversion of a psycopg-style statement to libpq's numbered placeholders (pure logic), and
 the text form of its parameters."""
 
 import uuid
@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobscheduler.queue import libpq, sql
+from jobscheduler import libpq
+from jobscheduler.queue import sql
 from jobscheduler.states import RunnerType
 
 

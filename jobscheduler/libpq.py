@@ -1,4 +1,5 @@
-"""One statement straight through libpq on Django's own connection: the hot path of a one-by-one enqueue.
+"""One statement straight through libpq on Django's own connection: the hot paths of a one-by-one enqueue (pgboss)
+and of a Temporal start's two writes to the record.
 
 Why: a one-row enqueue is a round trip of a fraction of a millisecond on the server, and psycopg's cursor layer
 (query conversion, parameter dumping, prepared-statement bookkeeping and result loading, in Python) plus Django's
@@ -38,7 +39,7 @@ import psycopg
 from django.db import connections
 from psycopg import pq
 
-from .connection import behind_transaction_pooler
+from .conf import setting
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
@@ -74,25 +75,48 @@ class Statement:
         return cls(name=name.encode(), text=text, query=query.encode(), params=tuple(order))
 
 
+def behind_transaction_pooler() -> bool:
+    """Poll-only mode (USE_LISTEN_NOTIFY off) is the mode for a transaction-mode pooler (PgBouncer): each
+    transaction may run on another server connection, so nothing may rely on session state."""
+    return not setting("USE_LISTEN_NOTIFY")
+
+
 def first_value(statement: Statement, params: dict[str, Any], alias: str = "default") -> str | None:
     """The first column of the statement's first row as text (None: no row, or NULL)."""
-    conn = connections[alias]
-    conn.ensure_connection()
-    conn.validate_thread_sharing()
-    raw = conn.connection
-    pgconn = raw.pgconn
-    if not _direct(conn, raw, pgconn):
+    conn, raw = _connection(alias)
+    if not _direct(conn, raw, raw.pgconn):
         with conn.cursor() as cur:
             cur.execute(statement.text, params)
             row = cur.fetchone()
         return None if row is None or row[0] is None else str(row[0])
-    values = [_text(params[name]) for name in statement.params]
     with conn.wrap_database_errors:
-        result = _run(raw, pgconn, statement, values)
+        result = _run(raw, raw.pgconn, statement, _values(statement, params))
     if result.ntuples == 0:
         return None
     value = result.get_value(0, 0)
     return None if value is None else value.decode()
+
+
+def execute(statement: Statement, params: dict[str, Any], alias: str = "default") -> None:
+    """Run a statement whose rows, if any, nobody reads."""
+    conn, raw = _connection(alias)
+    if not _direct(conn, raw, raw.pgconn):
+        with conn.cursor() as cur:
+            cur.execute(statement.text, params)
+        return
+    with conn.wrap_database_errors:
+        _run(raw, raw.pgconn, statement, _values(statement, params))
+
+
+def _connection(alias: str):
+    conn = connections[alias]
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    return conn, conn.connection
+
+
+def _values(statement: Statement, params: dict[str, Any]) -> list[bytes | None]:
+    return [_text(params[name]) for name in statement.params]
 
 
 def _direct(conn, raw: psycopg.Connection, pgconn) -> bool:
