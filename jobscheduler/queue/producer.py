@@ -39,15 +39,22 @@ from .execution import Attempt
 RETRY_WAKE_SLACK_SECONDS = 0.005
 
 
+#: How many batches (of `concurrency` outcomes) claims may run ahead of recording at no cost.
+RECORDING_LAG_BATCHES = 2
+
+
 def claim_capacity(*, concurrency: int, running: int, unrecorded: int) -> int:
     """How many jobs a claim may take now (none when the result is zero or less).
 
-    Claims may run one batch ahead of recording, no more: the database claims and records at the same time, so
-    up to `concurrency` outcomes waiting to be recorded cost nothing; beyond that, every waiting outcome takes a
-    slot, and claiming waits for recording instead of piling up outcomes (memory, and ever larger record
-    statements).
+    Claims may run RECORDING_LAG_BATCHES batches ahead of recording, no more. The database claims and records
+    at the same time (two connections, two server processes), so outcomes waiting to be recorded cost nothing
+    up to that point; beyond it, every waiting outcome takes a slot, and claiming waits for recording instead of
+    piling up outcomes (memory, and ever larger record statements). With one batch, a drain of short jobs
+    alternated: the claim of the next batch waited while the completer recorded the last one. Two batches let
+    them overlap (`bench/drain_ab.py`, 20,000 no-op jobs at concurrency 100, medians of three A/B runs:
+    9,097-9,211 against 10,010-10,079 jobs/s, docs/performance.md); four measured no better than two.
     """
-    return concurrency - running - max(0, unrecorded - concurrency)
+    return concurrency - running - max(0, unrecorded - RECORDING_LAG_BATCHES * concurrency)
 
 
 class Producer:

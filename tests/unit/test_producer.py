@@ -15,15 +15,15 @@ from .worker_fakes import FakeDatabase, claim_row
     [
         (0, 0, 10),  # idle: a full round of claims
         (4, 0, 6),  # running attempts hold their slots
-        (0, 10, 10),  # claims may run one batch (= concurrency) ahead of recording at no cost
-        (4, 10, 6),
-        (0, 11, 9),  # beyond one batch ahead, every unrecorded outcome costs a slot
-        (3, 12, 5),
-        (0, 20, 0),  # two batches behind: claiming waits for recording
-        (5, 25, -10),
+        (0, 20, 10),  # claims may run two batches (2 x concurrency) ahead of recording at no cost
+        (4, 20, 6),
+        (0, 21, 9),  # beyond two batches ahead, every unrecorded outcome costs a slot
+        (3, 22, 5),
+        (0, 30, 0),  # three batches behind: claiming waits for recording
+        (5, 35, -10),
     ],
 )
-def test_claim_capacity_is_one_batch_ahead_of_recording(running, unrecorded, expected):
+def test_claim_capacity_is_two_batches_ahead_of_recording(running, unrecorded, expected):
     assert claim_capacity(concurrency=10, running=running, unrecorded=unrecorded) == expected
 
 

@@ -47,23 +47,30 @@ def test_claims_only_as_many_as_backpressure_allows(make_worker):
     worker, db = make_worker([claim_row("u.none") for _ in range(30)], concurrency=4, slots=False)
     assert not worker.step(0.0)
     assert db.limits == [4] and worker.executor.running_count == 4
-    worker.executor.release_all()  # four outcomes waiting to be recorded: one batch ahead costs no slot
+    worker.executor.release_all()  # four outcomes waiting to be recorded: within two batches ahead, no slot
     worker.step(0.1)
     assert db.limits == [4, 4]
-    batch = worker.completer.take()  # the completer sends those four: unrecorded until it is done
+    worker.executor.release_all()  # eight waiting: still within two batches ahead
+    worker.step(0.15)
+    assert db.limits == [4, 4, 4]
+    batch = worker.completer.take()  # the completer sends those eight: unrecorded until it is done
     first, second, *_ = worker.executor.running()
     for attempt in (first, second):
         worker.executor.finish(attempt, simple_outcome(attempt, Outcome.RELEASED))
     worker.producer.note_ready()
-    assert not worker.step(0.2)  # two running, six unrecorded (two beyond a batch ahead): no free slot
-    assert db.limits == [4, 4]
+    assert not worker.step(0.2)  # two running, ten unrecorded (two beyond two batches ahead): no free slot
+    assert db.limits == [4, 4, 4]
     worker.completer.recorded(batch, {a.job_id for a, _ in batch.outcomes}, now=0.3)
     worker.step(0.4)  # two running, two unrecorded: two free slots
-    assert db.limits == [4, 4, 2]
+    assert db.limits == [4, 4, 4, 2]
     worker.executor.release_all()
     worker.producer.note_ready()
-    worker.step(0.5)  # nothing running, six unrecorded: 4 - 0 - (6 - 4)
-    assert db.limits == [4, 4, 2, 2]
+    worker.step(0.5)  # nothing running, six unrecorded: four free slots
+    assert db.limits == [4, 4, 4, 2, 4]
+    worker.executor.release_all()
+    worker.producer.note_ready()
+    worker.step(0.6)  # nothing running, ten unrecorded: 4 - 0 - (10 - 8)
+    assert db.limits == [4, 4, 4, 2, 4, 2]
 
 
 def test_a_free_slot_alone_does_not_claim_before_a_hint_or_the_poll(make_worker):
