@@ -93,6 +93,9 @@ class Cluster:
                 check=True,
             )
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+        # Server settings beyond initdb's defaults, for a measurement of their effect (the table reports the
+        # settings a run used): BENCH_PG_OPTIONS="-c shared_buffers=1GB".
+        opts += f" {os.environ['BENCH_PG_OPTIONS']}" if os.environ.get("BENCH_PG_OPTIONS") else ""
         subprocess.run(
             [
                 *as_user,
