@@ -60,11 +60,13 @@ def open_connection(alias: str = "default", *, autocommit: bool = True) -> psyco
 def pipelined_transaction(conn: psycopg.Connection) -> Iterator[None]:
     """A transaction on an autocommit connection whose statements reach the server in one round trip.
 
-    psycopg's `conn.transaction()` inside a pipeline syncs when it opens and when it closes, so a claim or a
-    batch of ends paid four round trips instead of one, on the worker's critical path. An explicit BEGIN and
-    COMMIT in the same pipeline are sent with the statements and synced once. If anything fails (a statement,
-    so the rest of the pipeline is skipped, or the caller's code) the transaction is rolled back before the
-    error goes on; on a lost connection there is nothing to roll back.
+    psycopg's `conn.transaction()` inside a pipeline syncs when it opens and when it closes, so a batch of ends
+    paid four round trips instead of one, on the worker's critical path. An explicit BEGIN and COMMIT in the
+    same pipeline are sent with the statements and synced once. If anything fails (a statement, so the rest of
+    the pipeline is skipped, or the caller's code between statements, after some were sent) the transaction is
+    rolled back before the error goes on; on a lost connection there is nothing to roll back. The completer
+    needs that, since several of its statements write; the claim, whose only write is its last statement but
+    one, uses the pipeline's own transaction (`WorkerConnection.fetch_in_transaction`).
     """
     try:
         with conn.pipeline():
@@ -119,8 +121,16 @@ class WorkerConnection:
             return cur.fetchall()
 
     def fetch_in_transaction(self, *steps: tuple[str, dict | None]) -> list[list[tuple]]:
-        """Run the statements in one transaction and one round trip (pipeline mode); each one's rows."""
-        with pipelined_transaction(self._conn):
+        """Run the statements in one transaction and one round trip (pipeline mode); each one's rows.
+
+        No BEGIN and COMMIT: on an autocommit connection psycopg syncs a pipeline once, when it ends, and the
+        server runs everything before a Sync as one transaction (each statement still with its own snapshot),
+        which a failed statement aborts whole: then nothing is kept. psycopg still syncs when something is raised
+        in the client between two statements (only an interrupt can be, here: the statements are sent one after
+        another), which commits what was sent; for the claim that is at worst a claim the worker never runs,
+        the dead worker's case that the lease rescue covers. Two statements fewer than BEGIN ... COMMIT per claim:
+        `bench/drain_ab.py`, 4 rounds of 20,000 no-op jobs, 9,840 against 10,239 jobs/s."""
+        with self._conn.pipeline():
             cursors = [self._conn.execute(statement, params) for statement, params in steps]
         return [cursor.fetchall() for cursor in cursors]
 
