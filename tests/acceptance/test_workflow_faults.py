@@ -23,14 +23,16 @@ def runner(fast_settings):
 
 
 def month_end(tenant) -> Workflow:
-    """1 root, a fan-out of 600, 60 fan-ins of 10 each, then a chain of 339: 1,000 steps."""
+    """1 root, a fan-out of 600, 60 fan-ins of 10 each, then a chain of 339: 1,000 steps. The chain's steps
+    take 30 ms each, so the run lasts long enough for four kills (~2 s apart) however fast the machine is:
+    with no-op steps a fast machine finished the chain after three."""
     wf = Workflow("month-end-under-faults", tenant_id=tenant)
     root = wf.add("t.ledger", {"seconds": 0.01})
     invoices = [wf.add("t.ledger", {"seconds": 0.02}, after=[root]) for _ in range(600)]
     archives = [wf.add("t.ledger", {}, after=invoices[i : i + 10]) for i in range(0, 600, 10)]
     previous = wf.add("t.ledger", {}, after=archives)
     for _ in range(338):
-        previous = wf.add("t.ledger", {}, after=[previous])
+        previous = wf.add("t.ledger", {"seconds": 0.03}, after=[previous])
     assert len(wf.steps) == 1000
     return wf
 
