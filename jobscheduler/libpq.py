@@ -82,15 +82,21 @@ def behind_transaction_pooler() -> bool:
 
 
 def first_value(statement: Statement, params: dict[str, Any], alias: str = "default") -> str | None:
-    """The first column of the statement's first row as text (None: no row, or NULL)."""
-    conn, raw = _connection(alias)
-    if not _direct(conn, raw, raw.pgconn):
+    """The first column of the statement's first row as text (None: no row, or NULL, or a statement that
+    returns no rows at all)."""
+    conn = connections[alias]
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    raw = conn.connection
+    pgconn = raw.pgconn
+    if not _direct(conn, raw, pgconn):
         with conn.cursor() as cur:
             cur.execute(statement.text, params)
-            row = cur.fetchone()
+            row = cur.fetchone() if cur.description else None
         return None if row is None or row[0] is None else str(row[0])
+    values = [_text(params[name]) for name in statement.params]
     with conn.wrap_database_errors:
-        result = _run(raw, raw.pgconn, statement, _values(statement, params))
+        result = _run(raw, pgconn, statement, values)
     if result.ntuples == 0:
         return None
     value = result.get_value(0, 0)
@@ -99,24 +105,7 @@ def first_value(statement: Statement, params: dict[str, Any], alias: str = "defa
 
 def execute(statement: Statement, params: dict[str, Any], alias: str = "default") -> None:
     """Run a statement whose rows, if any, nobody reads."""
-    conn, raw = _connection(alias)
-    if not _direct(conn, raw, raw.pgconn):
-        with conn.cursor() as cur:
-            cur.execute(statement.text, params)
-        return
-    with conn.wrap_database_errors:
-        _run(raw, raw.pgconn, statement, _values(statement, params))
-
-
-def _connection(alias: str):
-    conn = connections[alias]
-    conn.ensure_connection()
-    conn.validate_thread_sharing()
-    return conn, conn.connection
-
-
-def _values(statement: Statement, params: dict[str, Any]) -> list[bytes | None]:
-    return [_text(params[name]) for name in statement.params]
+    first_value(statement, params, alias)
 
 
 def _direct(conn, raw: psycopg.Connection, pgconn) -> bool:

@@ -162,7 +162,7 @@ def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: RunnerTy
         if cursor is None:
             libpq.execute(_CREATE_ONE, params)
             return
-        sql = _CREATED_ROW_SRC + INSERT_JOBS_SQL
+        sql = _CREATE_ONE.text
     else:
         sql = _CREATED_ROWS_SRC + INSERT_JOBS_SQL
         params |= {

@@ -65,8 +65,8 @@ def pipelined_transaction(conn: psycopg.Connection) -> Iterator[None]:
     same pipeline are sent with the statements and synced once. If anything fails (a statement, so the rest of
     the pipeline is skipped, or the caller's code between statements, after some were sent) the transaction is
     rolled back before the error goes on; on a lost connection there is nothing to roll back. The completer
-    needs that, since several of its statements write; the claim, whose only write is its last statement but
-    one, uses the pipeline's own transaction (`WorkerConnection.fetch_in_transaction`).
+    needs that, since several of its statements write; the claim, whose one writing statement is followed by
+    reads only, uses the pipeline's own transaction (`WorkerConnection.fetch_in_transaction`).
     """
     try:
         with conn.pipeline():
