@@ -250,12 +250,13 @@ def _targets(ours: dict[str, Any], peers: dict[str, Any]) -> list[str]:
         out.append(
             f"- worker RSS over {mem['n']:,} jobs: {mem['rss_growth_mb_10pct_to_end']:+.1f} MB from 10% to the end"
         )
-    dash = ((ours.get("dashboard") or {}).get("pages") or {}).get("overview", {}).get("cold")
-    if dash:
-        rows_ = ours["dashboard"]["rows"]
-        met = "met" if dash["median_ms"] <= 100 else "not met"
+    overview = ((ours.get("dashboard") or {}).get("pages") or {}).get("overview", {})
+    if overview.get("hour"):
+        rows_, hour = ours["dashboard"]["rows"], overview["hour"]["median_ms"]
+        met = "met" if hour <= 100 else "not met"
         out.append(
-            f"- first overview of the hour ≤ 100 ms ({rows_:,} jobs): {dash['median_ms']:.1f} ms ({met})"
+            f"- first overview of the hour ≤ 100 ms ({rows_:,} jobs): {hour:.1f} ms ({met}); "
+            f"the first of the day or of a process: {overview['cold']['median_ms']:.1f} ms"
         )
     return out
 

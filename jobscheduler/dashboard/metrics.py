@@ -5,7 +5,8 @@ A tenant may have millions of jobs, so no figure here reads all of them on a pag
 * Counts by status are the sum of three index-only scans of `(tenant, status, created_at)`: live jobs of any
   age (few), every job created since the *cutoff* (the start of the hour, 24 hours ago), and finished jobs
   created before the cutoff. That last, large part changes only when an old job finishes late or retention
-  deletes history, so it is cached per tenant until the cutoff moves (hourly).
+  deletes history, so it is cached per tenant: counted in full once a day, and when the cutoff moves on
+  (hourly) by adding the jobs of the hour it passed.
 * Per-runner figures, the 24-hour failure count and the chart come from one scan of the jobs created within
   the last 24 hours plus `LOOKBACK`, grouped by runner, status and minute of finishing.
 * The whole overview is cached per tenant for `DASHBOARD_CACHE_SECONDS`, so a dashboard left open (or many viewers of
@@ -30,9 +31,9 @@ from django.utils import timezone
 from ..conf import setting
 from ..models import JobStatus
 
-#: Seconds an overview is reused before the database is asked again.
-#: Seconds the count of old finished jobs is kept at most (it is recomputed anyway when the cutoff moves).
-ARCHIVE_CACHE_SECONDS = 3600
+#: How long the count of old finished jobs is carried forward an hour at a time before it is counted afresh
+#: (which is when jobs deleted by retention, or old jobs that finished late, show in the all-time counts).
+ARCHIVE_RECOUNT = timedelta(hours=24)
 #: How long before the 24-hour window a job may have been created and still count in the windowed figures.
 LOOKBACK = timedelta(hours=1)
 WINDOW = timedelta(hours=24)
@@ -150,19 +151,53 @@ def status_counts(tenant: uuid.UUID, now: datetime) -> dict[str, int]:
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class _Archive:
+    """A tenant's finished jobs created before `cutoff`, by status; `counted` is the cutoff of the last full
+    count, which every later hour's step builds on."""
+
+    counted: datetime
+    cutoff: datetime
+    counts: tuple[tuple[str, int], ...]
+
+
 def _archived_counts(tenant: uuid.UUID, cutoff: datetime) -> list[tuple[str, int]]:
-    """Finished jobs created before the cutoff: the bulk of a big table, cached until the cutoff moves."""
-    key = f"jobscheduler:archived-counts:{tenant}:{cutoff.isoformat()}"
-    rows = cache.get(key)
-    if rows is None:
-        sql = """
-            SELECT status::text, count(*) FROM jobs
-            WHERE tenant = %(tenant)s AND status = ANY(%(final)s::job_status[]) AND created_at < %(cutoff)s
-            GROUP BY status
-        """
-        rows = _fetch(sql, {"tenant": tenant, "final": FINAL, "cutoff": cutoff})
-        cache.set(key, rows, ARCHIVE_CACHE_SECONDS)
-    return rows
+    """Finished jobs created before the cutoff: the bulk of a big table, counted in full once a day.
+
+    When the cutoff moves on by the hour, the new count is the last one plus the finished jobs created in
+    between (one range scan of an hour's jobs where the full count reads the tenant's whole history); the full
+    count is repeated once `ARCHIVE_RECOUNT` has passed since the last one, or when the cache holds nothing.
+    """
+    key = f"jobscheduler:archived-counts:{tenant}"
+    archive = cache.get(key)
+    if archive is not None and archive.cutoff == cutoff:
+        return list(archive.counts)
+    if archive is not None and archive.cutoff < cutoff <= archive.counted + ARCHIVE_RECOUNT:
+        step = dict(_finished_counts(tenant, cutoff, since=archive.cutoff))
+        counts = tuple((status, count + step.get(status, 0)) for status, count in archive.counts)
+        archive = _Archive(counted=archive.counted, cutoff=cutoff, counts=counts)
+    else:
+        archive = _Archive(counted=cutoff, cutoff=cutoff, counts=tuple(_finished_counts(tenant, cutoff)))
+    cache.set(key, archive, int((ARCHIVE_RECOUNT + timedelta(hours=1)).total_seconds()))
+    return list(archive.counts)
+
+
+def _finished_counts(
+    tenant: uuid.UUID, cutoff: datetime, *, since: datetime | None = None
+) -> list[tuple[str, int]]:
+    """Finished jobs created before `cutoff` (and at or after `since`), one row per final status.
+
+    One count per status rather than `GROUP BY status`: each is a plain index-only range scan that only
+    counts, where the grouped form feeds every entry through an aggregate keyed by status (at a million
+    finished jobs of one tenant, 70 ms against 100-140 ms, parallel workers and all).
+    """
+    lower = "AND created_at >= %(since)s" if since is not None else ""
+    sql = f"""
+        SELECT s::text, (SELECT count(*) FROM jobs
+                         WHERE tenant = %(tenant)s AND status = s AND created_at < %(cutoff)s {lower})
+        FROM unnest(%(final)s::job_status[]) AS s
+    """
+    return _fetch(sql, {"tenant": tenant, "final": FINAL, "cutoff": cutoff, "since": since})
 
 
 def _window(tenant: uuid.UUID, now: datetime) -> tuple[list[RunnerCounts], dict[datetime, tuple[int, int]]]:

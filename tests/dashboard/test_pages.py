@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from jobscheduler.dashboard import metrics
 from jobscheduler.ids import new_id
 from jobscheduler.models import Job, JobStatus, Schedule, Worker
 from jobscheduler.runners.factory import JobRunnerFactory
@@ -85,6 +86,44 @@ def test_overview_counts_old_jobs_too(operator_client, acme):
     data = operator_client.get(reverse("jobscheduler:overview")).context["overview"]
     assert (data.counts["completed"], data.counts["queued"], data.counts["failed"]) == (1, 1, 1)
     assert (data.completed_24h, data.failed_24h) == (0, 1)
+
+
+def test_the_count_of_old_finished_jobs_is_carried_forward_hourly_and_counted_afresh_daily(acme):
+    """The first overview of an hour adds the jobs of the hour the cutoff passed to the last count instead of
+    counting the whole history again; what that step cannot see (a job deleted by retention) shows at the
+    daily full count."""
+    now = timezone.now()
+    cutoff = metrics._truncate(now, "hour") - metrics.WINDOW  # what counts as old now
+
+    def finished_at(created, status: str = JobStatus.COMPLETED) -> Job:
+        job = finished_job(acme, status)
+        Job.objects.filter(pk=job.pk).update(created_at=created, updated_at=created)
+        return job
+
+    def archived(at) -> dict[str, int]:
+        counts = metrics.compute_overview(acme.tenant, at).counts
+        return {s: counts[s] for s in ("completed", "failed", "cancelled")}
+
+    pruned = finished_at(now - timedelta(days=5))
+    finished_at(now - timedelta(days=4), JobStatus.FAILED)
+    finished_at(cutoff + timedelta(minutes=30))  # recent now, old for the overview an hour from now
+    assert archived(now) == {"completed": 2, "failed": 1, "cancelled": 0}
+
+    with connection.cursor() as cursor:  # as retention deletes a job: its steps, then its row
+        cursor.execute("DELETE FROM job_details WHERE job_id = %s", [pruned.job_id])
+        cursor.execute("DELETE FROM jobs WHERE job_id = %s", [pruned.job_id])
+    with CaptureQueriesContext(connection) as queries:
+        assert archived(now + timedelta(hours=1)) == {"completed": 2, "failed": 1, "cancelled": 0}
+    step = [q["sql"] for q in queries if "unnest" in q["sql"]]
+    assert len(step) == 1 and "created_at >=" in step[0], "the next hour adds a step, not a full count"
+    assert archived(now + timedelta(hours=2)) == {"completed": 2, "failed": 1, "cancelled": 0}
+
+    # A day after the last full count the history is counted again, and the deleted job is gone.
+    assert archived(now + metrics.ARCHIVE_RECOUNT + timedelta(hours=1)) == {
+        "completed": 1,
+        "failed": 1,
+        "cancelled": 0,
+    }
 
 
 def test_overview_shows_fallback(operator_client, acme):
