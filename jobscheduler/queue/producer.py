@@ -119,7 +119,9 @@ class Producer:
         limit = min(free, self.batch_size)
         params = self.claim_params(limit)
         if self.unlimited:
-            begin, claimed = db.fetch_in_transaction((sql.CLAIM_BEGIN, params), (sql.CLAIM_UNLIMITED, params))
+            begin, claimed, _ = db.fetch_in_transaction(
+                (sql.CLAIM_BEGIN, params), (sql.CLAIM_UNLIMITED, params), (sql.CLAIM_COMMIT_UNFLUSHED, None)
+            )
             windows: list[tuple] = []
         else:
             begin, claimed, windows = db.fetch_in_transaction(

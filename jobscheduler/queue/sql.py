@@ -379,6 +379,15 @@ rated AS (  -- count the starts of rate-limited queues in their current bucket, 
     + _CLAIM_RESULT
 )
 
+#: Sent with CLAIM_UNLIMITED, in its transaction: that claim's commit does not wait for its WAL to be flushed to
+#: disk (about 0.15 ms of a one-job claim here, on the path of a job's latency). Nothing of it can be lost that
+#: matters: every later outcome the completer records commits synchronously, which flushes the WAL up to and
+#: including the claim's writes, so no recorded end outlives its claim; and a claim a server crash loses before
+#: any such flush leaves its jobs unleased, to be claimed and run again, as at-least-once allows (an attempt
+#: of the lost claim that ends afterwards holds a lease token the row no longer has: its end is refused).
+#: CLAIM keeps the synchronous commit: a lost lease of a limited queue would let a limit be exceeded after a crash.
+CLAIM_COMMIT_UNFLUSHED = "SELECT set_config('synchronous_commit', 'off', true)"
+
 #: The claim when no queue it may start jobs of is limited or paused (the common case: one unlimited "default"
 #: queue): each served queue's best jobs, this worker's own slots of a queue kept (`--queues emails:5`), the best
 #: of all claimed. It claims nothing when a queue it serves is limited or paused after all (the settings changed

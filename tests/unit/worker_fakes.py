@@ -33,13 +33,14 @@ class FakeDatabase(WorkerConnection):
 
     def fetch_in_transaction(self, *steps: tuple[str, dict | None]) -> list[list[tuple]]:
         """A claim: CLAIM_BEGIN (its last column: whether a served queue is `limited`, an attribute of the fake),
-        then the full claim and its rate windows (none) or the unlimited claim; the rows taken (each with its
+        then the full claim and its rate windows (none), or the unlimited claim and its unflushed commit; the rows
+        taken (each with its
         queue, "default", last, as the claim statements return them). The unlimited claim takes nothing while a
         queue is limited, as its own check in the database would."""
         statements = [statement for statement, _ in steps]
         assert statements in (
             [sql.CLAIM_BEGIN, sql.CLAIM, sql.CLAIM_RATE_WINDOWS],
-            [sql.CLAIM_BEGIN, sql.CLAIM_UNLIMITED],
+            [sql.CLAIM_BEGIN, sql.CLAIM_UNLIMITED, sql.CLAIM_COMMIT_UNFLUSHED],
         ), statements
         self.statements.append(statements[1])
         if self.lose_next:
@@ -49,7 +50,7 @@ class FakeDatabase(WorkerConnection):
         self.limits.append(limit)
         begin = [(None, "5s", "[]", self.limited)]
         if statements[1] is sql.CLAIM_UNLIMITED and self.limited:
-            return [begin, []]
+            return [begin, [], []]
         taken, self.ready = self.ready[:limit], self.ready[limit:]
         return [begin, [(*row, "default") for row in taken], []][: len(steps)]
 
