@@ -159,20 +159,16 @@ def record_created(jobs: Sequence[NewJob], *, status: str, runner_type: RunnerTy
             "meta": job.metadata_json,
             "user": job.user_id,
         }
-        if cursor is None:
-            libpq.execute(_CREATE_ONE, params)
-            return
-        sql = _CREATE_ONE.text
-    else:
-        sql = _CREATED_ROWS_SRC + INSERT_JOBS_SQL
-        params |= {
-            "tenants": [j.tenant for j in jobs],
-            "ids": [j.job_id for j in jobs],
-            "types": [j.type for j in jobs],
-            "metas": [j.metadata_json for j in jobs],
-            "users": [j.user_id for j in jobs],
-        }
-    _execute(sql, params, cursor)
+        _execute_one(_CREATE_ONE, params, cursor)
+        return
+    params |= {
+        "tenants": [j.tenant for j in jobs],
+        "ids": [j.job_id for j in jobs],
+        "types": [j.type for j in jobs],
+        "metas": [j.metadata_json for j in jobs],
+        "users": [j.user_id for j in jobs],
+    }
+    _execute(_CREATED_ROWS_SRC + INSERT_JOBS_SQL, params, cursor)
 
 
 def record_queued(
@@ -187,10 +183,16 @@ def record_queued(
         "external_id": external_id,
         "external_run_id": external_run_id,
     }
+    _execute_one(_QUEUED, params, cursor)
+
+
+def _execute_one(statement: libpq.Statement, params: dict[str, Any], cursor) -> None:
+    """A one-row write of a Temporal start: on the given cursor, else straight through libpq on Django's
+    connection (which falls back to Django's cursor itself where going around it would lose something)."""
     if cursor is None:
-        libpq.execute(_QUEUED, params)
+        libpq.execute(statement, params)
     else:
-        _execute(_QUEUED.text, params, cursor)
+        _execute(statement.text, params, cursor)
 
 
 def record_withdrawn(tenant: uuid.UUID, job_id: uuid.UUID, *, runner_type: RunnerType, cursor=None) -> int:

@@ -73,7 +73,7 @@ def producer():
     return Producer(worker_id="test-claimer", lease_seconds=60, job_names=None, batch_size=10, poll_seconds=1)
 
 
-def test_an_unlimited_claim_commits_without_waiting_for_the_flush_and_only_that_claim(db, producer):
+def test_an_unlimited_claim_commits_without_waiting_for_the_flush_and_only_that_claim(db):
     on_the_claim = db.fetch_in_transaction(
         (sql.CLAIM_COMMIT_UNFLUSHED, None), ("SELECT current_setting('synchronous_commit')", None)
     )
